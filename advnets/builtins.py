@@ -1,0 +1,21 @@
+"""The core plugin: the components advnets ships in its core (no datasets, no models).
+
+It is registered through the same hook as every other plugin.
+"""
+
+from __future__ import annotations
+
+from .callbacks import SampleGrid
+from .hookspecs import hookimpl
+from .losses import BUILTIN_LOSSES
+from .optim import BUILTIN_OPTIMIZERS
+from .registry import Component
+
+
+@hookimpl
+def register_components(register):
+    for name, loss in BUILTIN_LOSSES.items():
+        register(Component(kind="loss", name=name, factory=loss))
+    for name, optimizer in BUILTIN_OPTIMIZERS.items():
+        register(Component(kind="optimizer", name=name, factory=optimizer))
+    register(Component(kind="callback", name="sample-grid", factory=SampleGrid))

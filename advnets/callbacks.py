@@ -1,0 +1,238 @@
+"""The built-in callbacks: the metrics log, fixed-noise sample grids, checkpoints, evaluation.
+
+Each writes into the trainer's ``run_dir``; none changes what training computes
+(sampling and evaluation use private random streams).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+from torch import Tensor
+
+from .checkpoint import BEST_NAME, checkpoint_name, save_checkpoint, step_checkpoints
+from .data import Data, to_unit
+from .errors import ConfigError
+from .trainer import AdversarialTrainer, Callback, draw_noise
+
+
+def _check_interval(owner: str, every_epochs: int, every_steps: int) -> None:
+    if every_epochs < 0 or every_steps < 0:
+        raise ConfigError(f"{owner}: every_epochs and every_steps must be >= 0 (0 turns one off)")
+
+
+class Interval:
+    """Fires every N epochs and/or every M steps (0 turns either off)."""
+
+    def __init__(self, every_epochs: int, every_steps: int) -> None:
+        self.every_epochs, self.every_steps = every_epochs, every_steps
+
+    def at_step(self, trainer: AdversarialTrainer) -> bool:
+        return self.every_steps > 0 and trainer.step % self.every_steps == 0
+
+    def at_epoch(self, trainer: AdversarialTrainer) -> bool:
+        return self.every_epochs > 0 and trainer.epoch % self.every_epochs == 0
+
+
+def _require_run_dir(trainer: AdversarialTrainer, who: str) -> Path:
+    if trainer.run_dir is None:
+        raise ConfigError(f"the {who} callback writes files: give the trainer a run_dir")
+    return trainer.run_dir
+
+
+class JsonlLogger(Callback):
+    """Appends every log record to ``metrics.jsonl``, one JSON object per line."""
+
+    def __init__(self, filename: str = "metrics.jsonl") -> None:
+        self.filename = filename
+        self._file: TextIO | None = None
+
+    def on_log(self, trainer: AdversarialTrainer, record: dict[str, Any]) -> None:
+        if self._file is None:
+            self._file = open(_require_run_dir(trainer, "jsonl logger") / self.filename, "a", encoding="utf-8")
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+
+    def on_fit_end(self, trainer: AdversarialTrainer) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def save_grid(samples: Tensor, model_range: Any, path: Path, nrow: int = 8) -> None:
+    """Image samples in model space to a PNG grid on the [0, 1] scale."""
+    from torchvision.utils import save_image
+
+    save_image(to_unit(samples.detach().float().cpu(), model_range), str(path), nrow=nrow, padding=2)
+
+
+class SampleGrid(Callback):
+    """A grid of G's samples from the same fixed noise at each interval, ``samples/step_*.png``."""
+
+    def __init__(self, n: int = 64, nrow: int = 8, every_epochs: int = 1, every_steps: int = 0) -> None:
+        if n < 1 or nrow < 1:
+            raise ConfigError("sample-grid: n and nrow must be >= 1")
+        _check_interval("sample-grid", every_epochs, every_steps)
+        self.n, self.nrow = n, nrow
+        self.interval = Interval(every_epochs, every_steps)
+        self._z: Tensor | None = None
+        self._last_step = -1
+
+    def on_fit_start(self, trainer: AdversarialTrainer) -> None:
+        if not trainer.data.is_image:
+            raise ConfigError(
+                f"sample-grid needs image data (C, H, W) with a value range; dataset "
+                f"{trainer.data.name!r} gives samples of shape {trainer.data.sample_shape}"
+            )
+        (_require_run_dir(trainer, "sample-grid") / "samples").mkdir(exist_ok=True)
+        # Fixed noise, drawn on the CPU from the run's seed: the same grid positions on any device.
+        rng = torch.Generator().manual_seed(trainer.seed)
+        self._z = draw_noise(self.n, trainer.latent_dim, trainer.noise, rng, torch.device("cpu")).to(trainer.device)
+        if trainer.step == 0:
+            self._save(trainer)
+
+    def _save(self, trainer: AdversarialTrainer) -> None:
+        if trainer.step == self._last_step:
+            return
+        generator = trainer.sampling_generator
+        was_training = generator.training
+        generator.eval()
+        with torch.no_grad():
+            samples = generator(self._z)
+        generator.train(was_training)
+        save_grid(samples, trainer.data.model_range, trainer.run_dir / "samples" / f"step_{trainer.step:09d}.png", self.nrow)
+        self._last_step = trainer.step
+
+    def on_step_end(self, trainer: AdversarialTrainer) -> None:
+        if self.interval.at_step(trainer):
+            self._save(trainer)
+
+    def on_epoch_end(self, trainer: AdversarialTrainer) -> None:
+        if self.interval.at_epoch(trainer):
+            self._save(trainer)
+
+    def on_fit_end(self, trainer: AdversarialTrainer) -> None:
+        self._save(trainer)
+
+
+class Checkpointer(Callback):
+    """Saves the trainer's whole state at each interval and at the end; keeps the newest ``keep``."""
+
+    def __init__(self, every_epochs: int = 1, every_steps: int = 0, keep: int = 3) -> None:
+        _check_interval("checkpoint", every_epochs, every_steps)
+        if keep < 1:
+            raise ConfigError(f"checkpoint.keep must be >= 1, got {keep}")
+        self.interval = Interval(every_epochs, every_steps)
+        self.keep = keep
+        self.last_path: Path | None = None
+
+    @staticmethod
+    def folder(trainer: AdversarialTrainer) -> Path:
+        return _require_run_dir(trainer, "checkpoint") / "checkpoints"
+
+    def on_fit_start(self, trainer: AdversarialTrainer) -> None:
+        self.folder(trainer).mkdir(exist_ok=True)
+
+    def save(self, trainer: AdversarialTrainer, name: str | None = None) -> Path:
+        path = self.folder(trainer) / (name or checkpoint_name(trainer.step))
+        save_checkpoint(path, trainer.state_dict(), {**trainer.metadata, "step": trainer.step})
+        if name is None:
+            self.last_path = path
+            for old in step_checkpoints(path.parent)[self.keep :]:
+                old.unlink(missing_ok=True)
+        return path
+
+    def on_step_end(self, trainer: AdversarialTrainer) -> None:
+        if self.interval.at_step(trainer):
+            self.save(trainer)
+
+    def on_epoch_end(self, trainer: AdversarialTrainer) -> None:
+        if self.interval.at_epoch(trainer) and self.last_path != self.folder(trainer) / checkpoint_name(trainer.step):
+            self.save(trainer)
+
+    def on_fit_end(self, trainer: AdversarialTrainer) -> None:
+        if self.last_path is None or self.last_path.name != checkpoint_name(trainer.step):
+            self.save(trainer)
+
+
+Metric = Callable[[Tensor, Data], Mapping[str, float]]
+"""A metric maps G's samples (model space) and the dataset to named numbers."""
+
+
+class Evaluate(Callback):
+    """Runs metrics on ``n_samples`` of G at each interval and at the end; logs them as ``eval`` records.
+
+    With ``best`` set to one of the reported numbers, keeps ``checkpoints/best.safetensors``
+    for the best value seen (``mode``: ``min`` or ``max``).
+    """
+
+    def __init__(
+        self,
+        metrics: Mapping[str, Metric],
+        *,
+        n_samples: int = 10000,
+        seed: int = 0,
+        every_epochs: int = 1,
+        every_steps: int = 0,
+        best: str | None = None,
+        mode: str = "min",
+        checkpointer: Checkpointer | None = None,
+    ) -> None:
+        _check_interval("eval", every_epochs, every_steps)
+        if n_samples < 1:
+            raise ConfigError(f"eval.n_samples must be >= 1, got {n_samples}")
+        if mode not in ("min", "max"):
+            raise ConfigError(f"eval.mode must be min or max, got {mode!r}")
+        if best is not None and checkpointer is None:
+            raise ConfigError("eval.best keeps a best checkpoint: it needs checkpointing on")
+        self.metrics = dict(metrics)
+        self.n_samples, self.seed = n_samples, seed
+        self.interval = Interval(every_epochs, every_steps)
+        self.best, self.mode, self.checkpointer = best, mode, checkpointer
+        self.best_value: float | None = None
+        self._last_step = -1
+
+    def evaluate(self, trainer: AdversarialTrainer) -> dict[str, float]:
+        samples = trainer.sample(self.n_samples, seed=self.seed)
+        results: dict[str, float] = {}
+        for name, metric in self.metrics.items():
+            results.update(metric(samples, trainer.data))
+        return results
+
+    def _run(self, trainer: AdversarialTrainer) -> None:
+        if trainer.step == self._last_step or not self.metrics:
+            return
+        self._last_step = trainer.step
+        results = self.evaluate(trainer)
+        trainer.log({"event": "eval", "step": trainer.step, "epoch": round(trainer.epoch_progress, 4), **results})
+        if self.best is None:
+            return
+        if self.best not in results:
+            raise ConfigError(f"eval.best is {self.best!r}, but the metrics report only {', '.join(results)}")
+        value = results[self.best]
+        better = self.best_value is None or (value < self.best_value if self.mode == "min" else value > self.best_value)
+        if better and math.isfinite(value):
+            self.best_value = value
+            self.checkpointer.save(trainer, BEST_NAME)
+
+    def on_step_end(self, trainer: AdversarialTrainer) -> None:
+        if self.interval.at_step(trainer):
+            self._run(trainer)
+
+    def on_epoch_end(self, trainer: AdversarialTrainer) -> None:
+        if self.interval.at_epoch(trainer):
+            self._run(trainer)
+
+    def on_fit_end(self, trainer: AdversarialTrainer) -> None:
+        self._run(trainer)
+
+    def state_dict(self) -> dict[str, Any] | None:
+        return {"best_value": self.best_value}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best_value = state.get("best_value")

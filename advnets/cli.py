@@ -1,0 +1,313 @@
+"""The ``advnets`` command line (typer + rich).
+
+Bad input of any kind ends with one line on stderr and exit code 2; Ctrl-C or
+SIGTERM during training writes a checkpoint at the next step boundary and exits
+with 130 or 143.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from . import __version__
+from .errors import AdvnetsError, ConfigError
+
+app = typer.Typer(
+    name="advnets",
+    help="Adversarial nets as a framework: Algorithm 1 of Goodfellow et al. (2014), with plugins.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+list_app = typer.Typer(help="See what is installed: components and plugins.", no_args_is_help=True)
+app.add_typer(list_app, name="list")
+
+out_console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+PluginFiles = Annotated[
+    Optional[list[Path]],
+    typer.Option("--plugin", help="Load a plugin from a Python file (repeatable); also ADVNETS_PLUGINS."),
+]
+
+
+def _plugins(files: list[Path] | None):
+    from .plugins import load_plugins
+
+    plugins = load_plugins(files or ())
+    for info in plugins.errors:
+        err_console.print(f"advnets: warning: plugin {info.name!r} not loaded: {info.error}")
+    return plugins
+
+
+def _version(value: bool) -> None:
+    if value:
+        out_console.print(f"advnets {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    pass
+
+
+# --- run -------------------------------------------------------------------------------
+
+
+class _StopOnSignal:
+    """First SIGINT/SIGTERM: stop at the next step boundary (a checkpoint is written). Second: stop now."""
+
+    def __init__(self) -> None:
+        self.trainer: Any = None
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopOnSignal:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signal is not None or self.trainer is None:
+            raise KeyboardInterrupt  # a second signal: leave now; checkpoint writes are atomic
+        self.signal = signum
+        self.trainer.should_stop = True
+        err_console.print(
+            f"\n{signal.Signals(signum).name}: stopping after this step and writing a checkpoint "
+            "(press Ctrl-C again to stop at once)"
+        )
+
+
+@app.command()
+def run(
+    preset: Annotated[
+        Optional[str],
+        typer.Argument(help="A preset (see `advnets list components --kind preset`) or a run's config.json."),
+    ] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Train for this many epochs in all.")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Train for this many generator steps in all (wins over --epochs).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for weights, noise and data order.")] = None,
+    set_: Annotated[
+        Optional[list[str]],
+        typer.Option("--set", help="Override a setting: --set trainer.k=2 --set loss=hinge (repeatable)."),
+    ] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Run folder (default runs/<preset>-<timestamp>).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's files (sets dataset.data_dir).")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from its newest good checkpoint.")] = None,
+    plugin: PluginFiles = None,
+) -> None:
+    """Train a GAN: a preset, plus any overrides, then Algorithm 1 with progress, grids and checkpoints."""
+    from .config import load_config_file, parse_set, resolve
+    from .console import ProgressDisplay, summary_table
+    from .runs import resume_run, start_run
+
+    registry = _plugins(plugin).registry
+    display = ProgressDisplay(err_console)
+    if resume is not None:
+        fixed = {"--set": set_, "--seed": seed, "--out": out}
+        given = [name for name, value in fixed.items() if value]
+        if given:
+            raise ConfigError(f"{', '.join(given)} cannot change a run being resumed; start a new run instead")
+        session = resume_run(
+            registry,
+            resume,
+            steps=steps,
+            epochs=epochs,
+            device=device,
+            data_dir=None if data_dir is None else str(data_dir),
+            extra_callbacks=[display],
+        )
+        if session.config.get("preset") and preset and preset != session.config["preset"]:
+            raise ConfigError(f"{resume} is a run of preset {session.config['preset']!r}, not {preset!r}")
+        for note in session.skipped:
+            err_console.print(f"skipped {note}")
+        err_console.print(f"resuming {resume} from {session.resumed_from.name} (step {session.trainer.step})")
+    else:
+        if preset is None:
+            raise ConfigError("name a preset (advnets list components --kind preset) or a config.json, or --resume a run")
+        overrides = [parse_set(text) for text in set_ or []]
+        for path, value in (
+            (("trainer", "epochs"), epochs),
+            (("trainer", "steps"), steps),
+            (("device",), device),
+            (("seed",), seed),
+            (("dataset", "data_dir"), None if data_dir is None else str(data_dir)),
+        ):
+            if value is not None:
+                overrides.append((path, value))
+        if epochs is not None and steps is None:
+            overrides.append((("trainer", "steps"), None))
+        if preset.endswith(".json"):
+            config = resolve(registry, base=load_config_file(Path(preset)), overrides=overrides)
+        else:
+            config = resolve(registry, preset=preset, overrides=overrides)
+        session = start_run(registry, config, out, extra_callbacks=[display])
+    trainer = session.trainer
+    err_console.print(
+        f"[bold]{session.config.get('preset') or 'run'}[/] on {trainer.device} -> {session.run_dir}", highlight=False
+    )
+    with _StopOnSignal() as stopper:
+        stopper.trainer = trainer
+        try:
+            session.fit()
+        except KeyboardInterrupt:
+            display.on_fit_end(trainer)
+            err_console.print(f"interrupted at step {trainer.step}; resume from the last checkpoint with:")
+            err_console.print(f"  advnets run --resume {session.run_dir}")
+            raise typer.Exit(130) from None
+    err_console.print(summary_table(trainer, display, session.run_dir, session.checkpointer.last_path))
+    if stopper.signal is not None:
+        err_console.print(f"stopped early; resume with:  advnets run --resume {session.run_dir}")
+        raise typer.Exit(128 + stopper.signal)
+
+
+# --- list / info ---------------------------------------------------------------------
+
+
+@list_app.command("components")
+def list_components(
+    kind: Annotated[Optional[str], typer.Option(help="Only this kind (generator, loss, preset, ...).")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Only names matching this glob, e.g. '*mnist*'.")] = None,
+    from_plugin: Annotated[Optional[str], typer.Option("--from", help="Only components of this plugin.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    plugin: PluginFiles = None,
+) -> None:
+    """List registered components: kind, name, summary and the plugin each came from."""
+    registry = _plugins(plugin).registry
+    components = registry.components(kind=kind, plugin=from_plugin, pattern=name)
+    if as_json:
+        print(json.dumps([_component_json(c) for c in components], indent=2))
+        return
+    table = Table(title=f"{len(components)} components")
+    for column in ("kind", "name", "summary", "plugin"):
+        table.add_column(column, overflow="fold")
+    for c in components:
+        table.add_row(c.kind, c.name, c.summary, c.plugin or "")
+    out_console.print(table)
+
+
+def _component_json(c: Any) -> dict[str, Any]:
+    return {"kind": c.kind, "name": c.name, "summary": c.summary, "plugin": c.plugin, "defaults": c.defaults}
+
+
+@list_app.command("plugins")
+def list_plugins(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    plugin: PluginFiles = None,
+) -> None:
+    """List loaded plugins: name, version, where each came from, and load errors."""
+    infos = _plugins(plugin).infos
+    if as_json:
+        print(json.dumps([info.as_json() for info in infos], indent=2))
+        return
+    table = Table(title=f"{len(infos)} plugins")
+    for column in ("name", "version", "source", "location", "components", "error"):
+        table.add_column(column, overflow="fold")
+    for info in infos:
+        table.add_row(
+            info.name,
+            info.version or "",
+            info.source,
+            info.location,
+            str(info.components),
+            f"[red]{escape(info.error)}[/]" if info.error else "",
+        )
+    out_console.print(table)
+
+
+@app.command()
+def info(
+    kind: Annotated[str, typer.Argument(help="The component's kind.")],
+    name: Annotated[str, typer.Argument(help="The component's name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    plugin: PluginFiles = None,
+) -> None:
+    """Show one component: summary, settings with their defaults and types, plugin, and an example."""
+    from .config import SLOTS
+    from .registry import type_name
+
+    component = _plugins(plugin).registry.get(kind, name)
+    if as_json:
+        print(json.dumps(_component_json(component), indent=2))
+        return
+    out_console.print(f"[bold]{kind} {name}[/]  (plugin {component.plugin})")
+    out_console.print(component.summary)
+    defaults = component.defaults or {}
+    if defaults:
+        table = Table("setting", "default", "type")
+        for key, value in defaults.items():
+            table.add_row(key, json.dumps(value), type_name(value) if value is not None else "any")
+        out_console.print(table)
+    if kind == "preset":
+        out_console.print(f"example: advnets run {name} --epochs 1")
+    else:
+        slot = {"optimizer": "g_optimizer", "metric": "eval.metrics", "callback": "callbacks"}.get(
+            kind, kind if kind in SLOTS else None
+        )
+        if slot in ("eval.metrics", "callbacks"):
+            out_console.print(f"example: --set '{slot}.{name}={{}}'")
+        elif slot is not None:
+            first = next(iter(defaults), None)
+            extra = f" --set {slot}.{first}={json.dumps(defaults[first])}" if first else ""
+            out_console.print(f"example: --set {slot}={name}{extra}")
+
+
+# --- sample ----------------------------------------------------------------------------
+
+
+@app.command()
+def sample(
+    source: Annotated[Path, typer.Argument(help="A run folder (its newest checkpoint) or a checkpoint file.")],
+    n: Annotated[int, typer.Option("--n", help="How many samples.")] = 64,
+    out: Annotated[Path, typer.Option(help="A .png (grid, or histogram for 1-D data) or .safetensors file.")] = Path("samples.png"),
+    seed: Annotated[Optional[int], typer.Option(help="Noise seed (default: a fresh one).")] = None,
+    raw: Annotated[bool, typer.Option("--raw", help="Use G's last weights, not their moving average.")] = False,
+    nrow: Annotated[int, typer.Option(help="Images per grid row.")] = 8,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    plugin: PluginFiles = None,
+) -> None:
+    """Draw samples from a trained generator."""
+    from .runs import load_generator
+    from .samples import write_samples
+    from .trainer import generate, resolve_device
+
+    if n < 1:
+        raise ConfigError(f"--n must be >= 1, got {n}")
+    loaded = load_generator(_plugins(plugin).registry, source, use_average=not raw)
+    dev = resolve_device(device)
+    samples = generate(loaded.generator.to(dev), n, noise=loaded.noise, seed=seed, device=dev)
+    write_samples(samples, loaded.metadata.get("data", {}), out, nrow=nrow)
+    which = "moving average of G" if loaded.averaged else "G"
+    err_console.print(f"{n} samples of the {which} in {loaded.path} -> {out}")
+
+
+# --- entry point -----------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: user errors become one line and exit code 2."""
+    try:
+        app(args=argv, prog_name="advnets")
+    except AdvnetsError as exc:
+        message = " ".join(str(exc).split())
+        err_console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+        sys.exit(2)

@@ -1,0 +1,311 @@
+"""Run configuration: the core settings, presets, and ``--set key=value`` overrides.
+
+A resolved configuration is plain JSON and says everything a run needs; it is
+written to ``config.json`` and is enough to rerun (``advnets run config.json``).
+It is built in four steps:
+
+1. the core defaults below;
+2. a preset (a component of kind ``preset``) merged over them;
+3. ``--set`` overrides, applied in order;
+4. every component slot filled with its component's defaults, every name and
+   type checked, and a random seed drawn if none was given.
+
+A *component slot* (``generator``, ``loss``, ...) holds ``{"name": ..., **settings}``;
+``--set loss=hinge`` picks another component and resets its settings to that
+component's defaults. A *component map* (``callbacks``, ``eval.metrics``) holds
+``{name: settings}``; ``--set callbacks.sample-grid=null`` removes an entry and
+``--set 'callbacks.sample-grid={}'`` adds one.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import secrets
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, close_matches
+from .registry import Component, Registry, check_value, type_name
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """A core setting: its default, its type (for null defaults) and what it means."""
+
+    default: Any
+    type: type
+    doc: str
+
+
+SLOTS = {
+    "generator": "generator",
+    "discriminator": "discriminator",
+    "dataset": "dataset",
+    "loss": "loss",
+    "g_optimizer": "optimizer",
+    "d_optimizer": "optimizer",
+}
+"""Component slots and the kind of component each one holds."""
+
+MAPS = {("callbacks",): "callback", ("eval", "metrics"): "metric"}
+"""Component maps: {name: settings} for several components of one kind."""
+
+CORE: dict[str, Any] = {
+    "seed": Setting(None, int, "seeds weights, noise and data order; null draws one and records it"),
+    "device": Setting("auto", str, "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps"),
+    "trainer": {
+        "batch_size": Setting(64, int, "m, samples per minibatch (real and fake alike)"),
+        "k": Setting(1, int, "discriminator updates per generator update (Algorithm 1)"),
+        "noise": Setting("normal", str, "p_z: normal, or uniform on [-1, 1]"),
+        "epochs": Setting(1, int, "passes over the training set (ignored when steps is set)"),
+        "steps": Setting(None, int, "generator updates in all; overrides epochs"),
+        "log_every": Setting(100, int, "steps between records in metrics.jsonl"),
+        "joint_d_forward": Setting(None, bool, "one D pass over real+fake; null decides from D's layers"),
+        "ema_decay": Setting(0.0, float, "decay of G's weight average used for sampling and eval (0: off)"),
+        "ema_start": Setting(0, int, "step at which the average starts following G"),
+    },
+    "checkpoint": {
+        "every_epochs": Setting(1, int, "epochs between checkpoints (0: off)"),
+        "every_steps": Setting(0, int, "steps between checkpoints (0: off)"),
+        "keep": Setting(3, int, "newest step checkpoints kept (best.safetensors is extra)"),
+    },
+    "eval": {
+        "every_epochs": Setting(1, int, "epochs between evaluations (0: off); always at the end"),
+        "every_steps": Setting(0, int, "steps between evaluations (0: off)"),
+        "n_samples": Setting(10000, int, "generator samples per evaluation"),
+        "seed": Setting(0, int, "noise seed for evaluation samples (the same at every evaluation)"),
+        "best": Setting(None, str, "a reported number to keep checkpoints/best.safetensors by"),
+        "mode": Setting("min", str, "min or max: which way best is better"),
+    },
+}
+
+SLOT_DEFAULTS = {"loss": "non-saturating", "g_optimizer": "adam", "d_optimizer": "adam"}
+
+
+def _setting(path: tuple[str, ...]) -> Setting | dict[str, Any] | None:
+    node: Any = CORE
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def core_defaults(node: Mapping[str, Any] = CORE) -> dict[str, Any]:
+    return {key: core_defaults(v) if isinstance(v, dict) else v.default for key, v in node.items()}
+
+
+def known_keys() -> list[str]:
+    """Every dotted key a user can set at the top two levels (for close-match hints)."""
+    keys = ["preset", *SLOTS, "callbacks", "eval.metrics"]
+    for key, value in CORE.items():
+        keys.append(key)
+        if isinstance(value, dict):
+            keys.extend(f"{key}.{sub}" for sub in value)
+    return keys
+
+
+def base_config() -> dict[str, Any]:
+    config = {"preset": None, **core_defaults()}
+    config.update({slot: None for slot in SLOTS})
+    config.update({slot: {"name": name} for slot, name in SLOT_DEFAULTS.items()})
+    config["callbacks"] = {}
+    config["eval"]["metrics"] = {}
+    return config
+
+
+# --- parsing and applying overrides --------------------------------------------
+
+
+def parse_set(text: str) -> tuple[tuple[str, ...], Any]:
+    """``key.sub=value`` to (("key", "sub"), value); the value is JSON if it parses, else a string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. trainer.k=2")
+    parts = tuple(key.split("."))
+    if any(not part for part in parts):
+        raise ConfigError(f"--set {text!r}: empty part in key {key!r}")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return parts, value
+
+
+def _map_path(path: tuple[str, ...]) -> tuple[tuple[str, ...], str] | None:
+    for prefix, kind in MAPS.items():
+        if path[: len(prefix)] == prefix:
+            return prefix, kind
+    return None
+
+
+def apply_override(config: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """Apply one override to an unresolved config (names are checked when it is resolved)."""
+    dotted = ".".join(path)
+    head = path[0]
+    if head in SLOTS:
+        if len(path) == 1 or path[1:] == ("name",):
+            if not isinstance(value, str):
+                raise ConfigError(f"{dotted} must be a component name (a string), got {type_name(value)}")
+            config[head] = {"name": value}  # another component: its own defaults
+        elif len(path) == 2:
+            if not isinstance(config.get(head), dict):
+                raise ConfigError(f"{dotted}: no {head} chosen yet; set {head}=NAME first")
+            config[head][path[1]] = value
+        else:
+            raise ConfigError(f"{dotted}: component settings are one level deep ({head}.SETTING)")
+        return
+    mapped = _map_path(path)
+    if mapped is not None:
+        prefix, _ = mapped
+        entries = config
+        for key in prefix:
+            entries = entries[key]
+        rest = path[len(prefix) :]
+        if not rest:
+            if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+                raise ConfigError(f"{dotted} must be an object of {{name: {{settings}}}}")
+            entries.clear()
+            entries.update(copy.deepcopy(value))
+        elif len(rest) == 1:
+            if value is None:
+                entries.pop(rest[0], None)
+            elif isinstance(value, dict):
+                entries[rest[0]] = copy.deepcopy(value)
+            else:
+                raise ConfigError(f"{dotted} must be an object of settings ({{}} for defaults) or null to remove it")
+        elif len(rest) == 2:
+            entries.setdefault(rest[0], {})[rest[1]] = value
+        else:
+            raise ConfigError(f"{dotted}: too many parts")
+        return
+    if path == ("preset",):
+        raise ConfigError("preset is chosen by `advnets run PRESET`, not by --set")
+    setting = _setting(path)
+    if setting is None:
+        raise ConfigError(f"unknown setting {dotted!r}{close_matches(dotted, known_keys())}")
+    if isinstance(setting, dict):
+        raise ConfigError(f"{dotted} is a section; set one of its keys: {', '.join(setting)}")
+    node = config
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+
+
+def merge_preset(config: dict[str, Any], preset: Mapping[str, Any], name: str) -> None:
+    """Lay a preset's partial config over the core defaults."""
+    for key, value in preset.items():
+        if key in SLOTS:
+            if isinstance(value, str):
+                value = {"name": value}
+            if not isinstance(value, dict) or "name" not in value:
+                raise ConfigError(f"preset {name!r}: {key} must be {{'name': ..., settings...}}")
+            config[key] = copy.deepcopy(value)
+        elif key == "callbacks":
+            config["callbacks"] = copy.deepcopy(value)
+        elif isinstance(value, dict) and isinstance(_setting((key,)), dict):
+            for sub, sub_value in value.items():
+                apply_override(config, (key, sub), copy.deepcopy(sub_value))
+        else:
+            apply_override(config, (key,), copy.deepcopy(value))
+
+
+# --- resolution -------------------------------------------------------------------
+
+
+def _check_core(config: dict[str, Any], node: Mapping[str, Any] = CORE, prefix: str = "") -> None:
+    """Type-check the core settings and reject keys that are not settings."""
+    allowed = set(node) | ({"metrics"} if prefix == "eval." else set())
+    if prefix == "":
+        allowed |= {"preset", *SLOTS, "callbacks"}
+    for key in config:
+        if key not in allowed:
+            dotted = f"{prefix}{key}"
+            raise ConfigError(f"unknown setting {dotted!r}{close_matches(dotted, known_keys())}")
+    for key, spec in node.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(spec, dict):
+            _check_core(config[key], spec, f"{dotted}.")
+            continue
+        value = config[key]
+        if value is None and spec.default is None:
+            continue
+        config[key] = check_value(dotted, value, spec.default if spec.default is not None else spec.type())
+
+
+def _resolve_slot(registry: Registry, config: dict[str, Any], slot: str) -> None:
+    entry = config.get(slot)
+    if not isinstance(entry, dict) or "name" not in entry:
+        raise ConfigError(f"no {slot} chosen: give a preset that sets one, or --set {slot}=NAME")
+    settings = {k: v for k, v in entry.items() if k != "name"}
+    config[slot] = {"name": entry["name"], **registry.params(SLOTS[slot], entry["name"], **settings)}
+
+
+def _resolve_map(registry: Registry, config: dict[str, Any], prefix: tuple[str, ...], kind: str) -> None:
+    node = config
+    for key in prefix[:-1]:
+        node = node[key]
+    entries = node[prefix[-1]] or {}
+    node[prefix[-1]] = {name: registry.params(kind, name, **(settings or {})) for name, settings in entries.items()}
+
+
+def resolve(
+    registry: Registry,
+    *,
+    preset: str | None = None,
+    base: Mapping[str, Any] | None = None,
+    overrides: Iterable[tuple[tuple[str, ...], Any]] = (),
+) -> dict[str, Any]:
+    """A complete, checked configuration from a preset (or a saved config) and overrides."""
+    if base is not None:
+        config = copy.deepcopy(dict(base))
+        for section, default in base_config().items():
+            config.setdefault(section, copy.deepcopy(default))
+        unknown = sorted(set(config) - set(base_config()))
+        if unknown:
+            raise ConfigError(f"unknown setting {unknown[0]!r}{close_matches(unknown[0], known_keys())}")
+    else:
+        config = base_config()
+    if preset is not None:
+        preset_config = registry.build("preset", preset)
+        if not isinstance(preset_config, Mapping):
+            raise ConfigError(f"preset {preset!r} did not give a configuration (a dict)")
+        merge_preset(config, preset_config, preset)
+        config["preset"] = preset
+    for path, value in overrides:
+        apply_override(config, path, value)
+    for slot in SLOTS:
+        _resolve_slot(registry, config, slot)
+    for prefix, kind in MAPS.items():
+        _resolve_map(registry, config, prefix, kind)
+    _check_core(config)
+    if config["seed"] is None:
+        config["seed"] = secrets.randbits(31)
+    return config
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a readable JSON config ({exc})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: a config must be a JSON object")
+    return config
+
+
+def preset_component(name: str, config: Mapping[str, Any], summary: str):
+    """A preset component: ``build("preset", name)`` returns ``config`` (deep-copied).
+
+    The preset's settings are its defaults, so ``advnets info preset NAME`` shows them.
+    """
+    def make(**settings: Any) -> dict[str, Any]:
+        return copy.deepcopy(settings)
+
+    return Component(kind="preset", name=name, factory=make, summary=summary, defaults=dict(config))

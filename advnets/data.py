@@ -1,0 +1,86 @@
+"""What a dataset component gives the trainer: tensors, and how to read them.
+
+Data lives on the training device as one tensor in its compact storage type
+(MNIST: 60000x1x28x28 uint8, 47 MB) and is batched by index there; each batch is
+turned into the model's float range on the fly. No per-sample Python work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .errors import ConfigError
+
+
+@dataclasses.dataclass
+class Data:
+    """Training (and optionally test) samples of one shape.
+
+    ``raw_range`` and ``model_range`` describe a linear map: stored values in
+    ``raw_range`` (e.g. 0..255 pixels) become model inputs in ``model_range``
+    (e.g. -1..1, to match a Tanh generator). Without them samples are used as
+    stored, cast to float32. ``unit_range`` maps model space to [0, 1] for images
+    and for metrics defined on that scale (the paper's Parzen estimate).
+    """
+
+    train: Tensor
+    test: Tensor | None = None
+    raw_range: tuple[float, float] | None = None
+    model_range: tuple[float, float] | None = None
+    name: str = ""
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """JSON-able facts about the data that metrics may need (the target's parameters, say)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.train, Tensor) or self.train.dim() < 2 or len(self.train) == 0:
+            raise ConfigError(f"dataset {self.name!r}: train must be a non-empty tensor of shape (N, ...)")
+        if self.test is not None and self.test.shape[1:] != self.train.shape[1:]:
+            raise ConfigError(f"dataset {self.name!r}: test samples have another shape than train samples")
+        if (self.raw_range is None) != (self.model_range is None):
+            raise ConfigError(f"dataset {self.name!r}: give both raw_range and model_range, or neither")
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.shape[1:])
+
+    @property
+    def is_image(self) -> bool:
+        """(C, H, W) samples with a known value range can be shown as a grid."""
+        return len(self.sample_shape) == 3 and self.model_range is not None
+
+    def to(self, device: torch.device) -> Data:
+        return dataclasses.replace(
+            self,
+            train=self.train.to(device),
+            test=None if self.test is None else self.test.to(device),
+        )
+
+    def decode(self, raw: Tensor) -> Tensor:
+        """Stored values to float32 model inputs."""
+        x = raw.to(torch.float32)
+        if self.raw_range is None:
+            return x
+        (r0, r1), (m0, m1) = self.raw_range, self.model_range
+        scale = (m1 - m0) / (r1 - r0)
+        return x.mul_(scale).add_(m0 - r0 * scale)
+
+    def info(self) -> dict[str, Any]:
+        """What sampling needs without the data itself (stored in checkpoints)."""
+        return {
+            "name": self.name,
+            "shape": list(self.sample_shape),
+            "model_range": None if self.model_range is None else list(self.model_range),
+            "meta": self.meta,
+        }
+
+
+def to_unit(x: Tensor, model_range: tuple[float, float] | list[float] | None) -> Tensor:
+    """Model-space samples to [0, 1] (clamped); unchanged without a known range."""
+    if model_range is None:
+        return x
+    lo, hi = model_range
+    return ((x - lo) / (hi - lo)).clamp_(0, 1)

@@ -1,0 +1,33 @@
+"""The one exception type that means "the user asked for something that cannot be done".
+
+The CLI turns an :class:`AdvnetsError` into a one-line message on stderr and exit
+code 2; anything else escaping is a bug in advnets or in a plugin and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class AdvnetsError(Exception):
+    """Bad input: an unknown name, a wrong value, a missing or broken file."""
+
+
+class ConfigError(AdvnetsError):
+    """A setting that does not exist or has a value it cannot take."""
+
+
+class PluginError(AdvnetsError):
+    """A plugin that cannot be loaded or that registers something invalid."""
+
+
+class CheckpointError(AdvnetsError):
+    """A checkpoint or run folder that cannot be read."""
+
+
+def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> str:
+    """Return ``" (did you mean: a, b?)"`` for the nearest candidates, or ``""``."""
+    found = difflib.get_close_matches(word, sorted(set(candidates)), n=n, cutoff=0.5)
+    return f" (did you mean: {', '.join(found)}?)" if found else ""

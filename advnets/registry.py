@@ -1,0 +1,229 @@
+"""Components and the registry that answers questions about them.
+
+A :class:`Component` is one thing a plugin offers: a generator, a discriminator,
+a dataset, a loss, a metric, an optimizer, a callback or a preset. It is a
+factory plus JSON-able defaults; :meth:`Registry.build` merges a user's overrides
+into those defaults, checks their names and types, and calls the factory.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import fnmatch
+import inspect
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from .errors import ConfigError, PluginError, close_matches
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+"""Kinds and names are lowercase kebab-case: ``non-saturating``, ``gaussian-1d``."""
+
+
+def _first_line(doc: str | None) -> str:
+    return inspect.cleandoc(doc).splitlines()[0].strip() if doc and doc.strip() else ""
+
+
+def _json_copy(value: Any, where: str) -> Any:
+    """A deep copy of ``value`` as JSON would give it back (tuples become lists)."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise PluginError(f"{where} must be JSON-able: {exc}") from None
+
+
+def _signature_defaults(factory: Callable[..., Any], where: str) -> dict[str, Any]:
+    """Read a factory's keyword defaults; every parameter must have one."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # some builtins have no signature
+        return {}
+    defaults = {}
+    for p in parameters:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.default is p.empty:
+            raise PluginError(
+                f"{where}: factory parameter {p.name!r} needs a default "
+                "(components are built from settings alone)"
+            )
+        defaults[p.name] = p.default
+    return defaults
+
+
+@dataclasses.dataclass(frozen=True)
+class Component:
+    """One registered thing: ``build(kind, name, **overrides)`` calls ``factory``.
+
+    ``summary`` defaults to the first line of the factory's docstring and
+    ``defaults`` to the factory's keyword defaults. ``plugin`` is filled in by
+    the loader, not by the author.
+    """
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    summary: str = ""
+    defaults: Mapping[str, Any] | None = None
+    plugin: str | None = None
+
+    def __post_init__(self) -> None:
+        for field, value in (("kind", self.kind), ("name", self.name)):
+            if not isinstance(value, str) or not NAME_PATTERN.match(value):
+                raise PluginError(
+                    f"invalid component {field} {value!r}: use lowercase kebab-case "
+                    "such as 'non-saturating' or 'gaussian-1d'"
+                )
+        if not callable(self.factory):
+            raise PluginError(f"{self.kind} {self.name!r}: factory {self.factory!r} is not callable")
+        where = f"{self.kind} {self.name!r}"
+        defaults = self.defaults
+        if defaults is None:
+            defaults = _signature_defaults(self.factory, where)
+        elif not isinstance(defaults, Mapping):
+            raise PluginError(f"{where}: defaults must be a mapping, not {type(defaults).__name__}")
+        object.__setattr__(self, "defaults", _json_copy(dict(defaults), f"{where} defaults"))
+        if not self.summary:
+            object.__setattr__(self, "summary", _first_line(self.factory.__doc__))
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.kind, self.name)
+
+
+# --- type checks for settings ------------------------------------------------
+
+
+def type_name(value: Any) -> str:
+    return {
+        bool: "bool",
+        int: "int",
+        float: "float",
+        str: "string",
+        list: "list",
+        dict: "object",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def check_value(where: str, value: Any, default: Any) -> Any:
+    """Check ``value`` against the type of ``default``; return it, ints widened to float."""
+    if default is None or isinstance(default, dict):
+        return value  # free-form: the factory validates it
+    if value is None:
+        raise ConfigError(f"{where} must be a {type_name(default)}, got null")
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok:
+            value = float(value)
+            if not math.isfinite(value):
+                raise ConfigError(f"{where} must be a finite number, got {value}")
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise ConfigError(
+            f"{where} must be a {type_name(default)}, got {type_name(value)} {json.dumps(value)}"
+        )
+    return value
+
+
+def merge_params(component: Component, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The component's defaults with ``overrides`` applied, each name and type checked."""
+    params = copy.deepcopy(dict(component.defaults or {}))
+    for key, value in overrides.items():
+        if key not in params:
+            known = ", ".join(sorted(params)) or "none"
+            raise ConfigError(
+                f"{component.kind} {component.name!r} has no setting {key!r}"
+                f"{close_matches(key, params)}; its settings: {known}"
+            )
+        params[key] = check_value(f"{component.kind}.{key}", value, params[key])
+    return params
+
+
+def _natural_key(text: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+class Registry:
+    """Every component by (kind, name); it lists, finds and builds them."""
+
+    def __init__(self, components: Iterable[Component] = ()) -> None:
+        self._components: dict[tuple[str, str], Component] = {}
+        for component in components:
+            self.add(component)
+
+    def add(self, component: Component) -> None:
+        previous = self._components.get(component.key)
+        if previous is not None:
+            if previous.plugin == component.plugin:
+                raise PluginError(
+                    f"plugin {component.plugin!r} registers {component.kind} {component.name!r} twice"
+                )
+            raise PluginError(
+                f"{component.kind} {component.name!r} is registered by two plugins: "
+                f"{previous.plugin!r} and {component.plugin!r}; uninstall or filter one "
+                "(ADVNETS_LOAD_PLUGINS)"
+            )
+        self._components[component.key] = component
+
+    def kinds(self) -> list[str]:
+        return sorted({kind for kind, _ in self._components})
+
+    def names(self, kind: str) -> list[str]:
+        return sorted((n for k, n in self._components if k == kind), key=_natural_key)
+
+    def components(
+        self, kind: str | None = None, plugin: str | None = None, pattern: str | None = None
+    ) -> list[Component]:
+        """Components filtered by kind, plugin and a glob on the name (``*gan*``), naturally sorted."""
+        if kind is not None:
+            self._check_kind(kind)
+        found = [
+            c
+            for c in self._components.values()
+            if (kind is None or c.kind == kind)
+            and (plugin is None or c.plugin == plugin)
+            and (pattern is None or fnmatch.fnmatchcase(c.name, pattern))
+        ]
+        return sorted(found, key=lambda c: (c.kind, _natural_key(c.name)))
+
+    def _check_kind(self, kind: str) -> None:
+        if kind not in self.kinds():
+            raise ConfigError(
+                f"unknown component kind {kind!r}{close_matches(kind, self.kinds())}; "
+                f"kinds: {', '.join(self.kinds())}"
+            )
+
+    def get(self, kind: str, name: str) -> Component:
+        self._check_kind(kind)
+        component = self._components.get((kind, name))
+        if component is None:
+            raise ConfigError(
+                f"unknown {kind} {name!r}{close_matches(name, self.names(kind))}; "
+                f"see `advnets list components --kind {kind}`"
+            )
+        return component
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._components
+
+    def __len__(self) -> int:
+        return len(self._components)
+
+    def params(self, kind: str, name: str, **overrides: Any) -> dict[str, Any]:
+        """The settings ``build`` would pass to the factory."""
+        return merge_params(self.get(kind, name), overrides)
+
+    def build(self, kind: str, name: str, **overrides: Any) -> Any:
+        """Merge defaults and overrides and call the component's factory."""
+        component = self.get(kind, name)
+        return component.factory(**merge_params(component, overrides))

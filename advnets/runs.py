@@ -1,0 +1,246 @@
+"""From a resolved configuration to a trainer with its run folder, and back from a checkpoint.
+
+A run on disk::
+
+    runs/<preset>-<YYYYmmdd-HHMMSS>/
+      config.json             the resolved configuration (rerun: advnets run config.json)
+      metrics.jsonl           one JSON object per logged step / evaluation
+      samples/step_*.png      fixed-noise grids
+      checkpoints/*.safetensors
+
+Everything that can fail on bad input (unknown names, wrong values, missing data)
+is built *before* the run folder is made, so a failed start leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .callbacks import Checkpointer, Evaluate, JsonlLogger
+from .checkpoint import load_checkpoint, newest_loadable, write_json_atomic
+from .config import SLOTS, resolve
+from .data import Data
+from .errors import AdvnetsError, CheckpointError, ConfigError
+from .registry import Registry
+from .trainer import AdversarialTrainer, Callback
+
+CONFIG_NAME = "config.json"
+DEFAULT_RUNS_DIR = "runs"
+
+
+@dataclasses.dataclass
+class Components:
+    """Everything a configuration names, built."""
+
+    generator: torch.nn.Module
+    discriminator: torch.nn.Module
+    dataset: Data
+    loss: Any
+    g_optimizer: Any
+    d_optimizer: Any
+
+
+def build_components(registry: Registry, config: dict[str, Any]) -> Components:
+    """Build every component slot. Seeds torch first so that weight initialisation repeats."""
+    torch.manual_seed(config["seed"])
+    built = {}
+    for slot, kind in SLOTS.items():
+        settings = {k: v for k, v in config[slot].items() if k != "name"}
+        built[slot] = registry.build(kind, config[slot]["name"], **settings)
+    for slot in ("generator", "discriminator"):
+        if not isinstance(built[slot], torch.nn.Module):
+            raise ConfigError(f"{slot} {config[slot]['name']!r} did not build a torch.nn.Module")
+    if not isinstance(built["dataset"], Data):
+        raise ConfigError(f"dataset {config['dataset']['name']!r} did not build an advnets.Data")
+    return Components(**built)
+
+
+@dataclasses.dataclass
+class Run:
+    """A trainer wired to its run folder."""
+
+    config: dict[str, Any]
+    run_dir: Path
+    trainer: AdversarialTrainer
+    checkpointer: Checkpointer
+    resumed_from: Path | None = None
+    skipped: list[str] = dataclasses.field(default_factory=list)
+
+    def fit(self) -> AdversarialTrainer:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if not (self.run_dir / CONFIG_NAME).exists():
+            write_json_atomic(self.run_dir / CONFIG_NAME, self.config)
+        trainer_config = self.config["trainer"]
+        return self.trainer.fit(steps=trainer_config["steps"], epochs=trainer_config["epochs"])
+
+
+def build_trainer(
+    registry: Registry,
+    config: dict[str, Any],
+    run_dir: Path,
+    extra_callbacks: Iterable[Callback] = (),
+) -> tuple[AdversarialTrainer, Checkpointer]:
+    """The trainer for ``config`` with the standard callbacks, writing into ``run_dir``."""
+    parts = build_components(registry, config)
+    callbacks: list[Callback] = [registry.build("callback", name, **settings) for name, settings in config["callbacks"].items()]
+    checkpointer = Checkpointer(**config["checkpoint"])
+    eval_config = dict(config["eval"])
+    metrics = {name: registry.build("metric", name, **settings) for name, settings in eval_config.pop("metrics").items()}
+    if metrics:
+        callbacks.append(Evaluate(metrics, checkpointer=checkpointer, **eval_config))
+    elif eval_config["best"] is not None:
+        raise ConfigError("eval.best is set, but eval.metrics names no metric")
+    # Order matters at the end of a run: the last evaluation is logged before the
+    # final checkpoint (which holds the best value so far) and before the log closes.
+    callbacks += [checkpointer, JsonlLogger(), *extra_callbacks]
+    trainer_config = config["trainer"]
+    trainer = AdversarialTrainer(
+        parts.generator,
+        parts.discriminator,
+        parts.loss,
+        parts.dataset,
+        g_optimizer=parts.g_optimizer,
+        d_optimizer=parts.d_optimizer,
+        batch_size=trainer_config["batch_size"],
+        k=trainer_config["k"],
+        noise=trainer_config["noise"],
+        device=config["device"],
+        seed=config["seed"],
+        callbacks=callbacks,
+        log_every=trainer_config["log_every"],
+        run_dir=run_dir,
+        metadata={"config": config},
+        joint_d_forward=trainer_config["joint_d_forward"],
+        ema_decay=trainer_config["ema_decay"],
+        ema_start=trainer_config["ema_start"],
+    )
+    trainer.steps_for(steps=trainer_config["steps"], epochs=trainer_config["epochs"])  # checked before any folder exists
+    return trainer, checkpointer
+
+
+def new_run_dir(out: str | os.PathLike[str] | None, preset: str | None) -> Path:
+    """``--out DIR`` (must be new or empty), or ``runs/<preset>-<timestamp>`` made unique."""
+    if out is not None:
+        path = Path(out)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise ConfigError(f"output folder {path} already exists and is not empty; choose another --out, or --resume it")
+    else:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        base = Path(DEFAULT_RUNS_DIR) / f"{preset or 'run'}-{stamp}"
+        path, n = base, 1
+        while path.exists():
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
+    _check_writable(path)
+    return path
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before training if the run folder could not be created."""
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"cannot create output folder {path}: {parent} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot create output folder {path}: {parent} is not writable")
+
+
+def start_run(
+    registry: Registry,
+    config: dict[str, Any],
+    out: str | os.PathLike[str] | None = None,
+    extra_callbacks: Iterable[Callback] = (),
+) -> Run:
+    run_dir = new_run_dir(out, config.get("preset"))
+    trainer, checkpointer = build_trainer(registry, config, run_dir, extra_callbacks)
+    return Run(config, run_dir, trainer, checkpointer)
+
+
+def resume_run(
+    registry: Registry,
+    run_dir: str | os.PathLike[str],
+    *,
+    steps: int | None = None,
+    epochs: int | None = None,
+    device: str | None = None,
+    data_dir: str | None = None,
+    extra_callbacks: Iterable[Callback] = (),
+) -> Run:
+    """Continue a run from its newest checkpoint that loads.
+
+    ``steps``/``epochs`` extend it; ``device`` and ``data_dir`` may change, as they
+    do not change the maths (a change of device type re-seeds the noise and data
+    streams, so the continuation is then not bit-identical).
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"{run_dir}: no such run folder")
+    path, state, metadata, skipped = newest_loadable(run_dir / "checkpoints")
+    config = metadata.get("config")
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: the checkpoint carries no advnets run configuration")
+    overrides: list[tuple[tuple[str, ...], Any]] = []
+    if device is not None:
+        overrides.append((("device",), device))
+    if data_dir is not None:
+        overrides.append((("dataset", "data_dir"), data_dir))
+    try:
+        config = resolve(registry, base=config, overrides=overrides)
+    except AdvnetsError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    if steps is not None or epochs is not None:
+        config["trainer"]["steps"], config["trainer"]["epochs"] = steps, epochs or config["trainer"]["epochs"]
+    trainer, checkpointer = build_trainer(registry, config, run_dir, extra_callbacks)
+    try:
+        trainer.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: does not fit the model its config builds ({first})") from None
+    write_json_atomic(run_dir / CONFIG_NAME, config)
+    return Run(config, run_dir, trainer, checkpointer, resumed_from=path, skipped=skipped)
+
+
+@dataclasses.dataclass
+class LoadedGenerator:
+    generator: torch.nn.Module
+    metadata: dict[str, Any]
+    path: Path
+    averaged: bool  # True if these are the weights of G's moving average
+
+    @property
+    def noise(self) -> str:
+        return self.metadata.get("noise", "normal")
+
+
+def load_generator(registry: Registry, path: str | os.PathLike[str], use_average: bool = True) -> LoadedGenerator:
+    """G from a checkpoint file, or from a run folder's newest loadable checkpoint.
+
+    Takes G's moving average where the checkpoint has one, unless ``use_average`` is False.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path, state, metadata, _ = newest_loadable(path / "checkpoints")
+    else:
+        state, metadata = load_checkpoint(path)
+    config = metadata.get("config")
+    if not isinstance(config, dict) or not isinstance(config.get("generator"), dict):
+        raise CheckpointError(f"{path}: the checkpoint carries no advnets run configuration")
+    settings = {k: v for k, v in config["generator"].items() if k != "name"}
+    averaged = use_average and "generator_ema" in state
+    try:
+        generator = registry.build("generator", config["generator"].get("name"), **settings)
+        generator.load_state_dict(state["generator_ema" if averaged else "generator"])
+    except AdvnetsError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: does not fit the generator its config builds ({first})") from None
+    return LoadedGenerator(generator, metadata, path, averaged)

@@ -1,0 +1,111 @@
+"""The paper's Figure 1, drawn from a real run: p_data, p_g and D over x, with the map z -> x.
+
+In each panel: the data density (black, dotted), a histogram of G's samples
+(green), D(x) (blue, dashed), and below them lines from evenly spaced z on the
+noise domain up to G(z), showing how G squeezes and stretches p_z. At the
+game's equilibrium p_g = p_data and D(x) = 1/2 everywhere (Theorem 1).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from advnets import AdversarialTrainer, Callback
+from advnets.errors import ConfigError
+
+GRID_POINTS = 200
+MAP_LINES = 15
+
+
+class FigureOne(Callback):
+    """Writes figure1.png: the paper's Figure 1 panels at evenly spaced points of training."""
+
+    def __init__(self, panels: int = 4, n_samples: int = 5000, filename: str = "figure1.png") -> None:
+        if panels < 1 or n_samples < 10:
+            raise ConfigError("figure-1: panels must be >= 1 and n_samples >= 10")
+        self.panels, self.n_samples, self.filename = panels, n_samples, filename
+        self.snapshots: list[dict[str, Any]] = []
+        self._due: list[int] = []
+
+    def on_fit_start(self, trainer: AdversarialTrainer) -> None:
+        if trainer.data.sample_shape != (1,):
+            raise ConfigError(f"figure-1 draws 1-D data; dataset {trainer.data.name!r} has shape {trainer.data.sample_shape}")
+        if trainer.run_dir is None:
+            raise ConfigError("figure-1 writes a file: give the trainer a run_dir")
+        target = trainer.target_step
+        self._due = sorted({round(i * target / max(self.panels - 1, 1)) for i in range(self.panels)})
+        self._capture(trainer)
+
+    def _capture(self, trainer: AdversarialTrainer) -> None:
+        if trainer.step not in self._due or any(s["step"] == trainer.step for s in self.snapshots):
+            return
+        mu, sigma = trainer.data.meta.get("mu", 0.0), trainer.data.meta.get("sigma", 1.0)
+        samples = trainer.sample(self.n_samples, seed=0).reshape(-1).cpu()
+        lo = min(mu - 4 * sigma, float(samples.quantile(0.005)))
+        hi = max(mu + 4 * sigma, float(samples.quantile(0.995)))
+        grid = torch.linspace(lo, hi, GRID_POINTS, device=trainer.device).unsqueeze(1)
+        z = torch.linspace(-1, 1, MAP_LINES, device=trainer.device).unsqueeze(1).expand(-1, trainer.latent_dim)
+        discriminator, generator = trainer.discriminator, trainer.sampling_generator
+        modes = discriminator.training, generator.training
+        discriminator.eval(), generator.eval()
+        with torch.no_grad():
+            d = torch.sigmoid(discriminator(grid).reshape(-1)).cpu()
+            gz = generator(z.contiguous()).reshape(-1).cpu()
+        discriminator.train(modes[0]), generator.train(modes[1])
+        self.snapshots.append(
+            {"step": trainer.step, "samples": samples, "grid": grid.reshape(-1).cpu(), "d": d, "z": z[:, 0].cpu(), "gz": gz}
+        )
+
+    def on_step_end(self, trainer: AdversarialTrainer) -> None:
+        self._capture(trainer)
+
+    def on_fit_end(self, trainer: AdversarialTrainer) -> None:
+        self._capture(trainer)
+        draw(self.snapshots, trainer.data.meta, trainer.run_dir / self.filename)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"snapshots": self.snapshots}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.snapshots = list(state.get("snapshots", []))
+
+
+def draw(snapshots: list[dict[str, Any]], meta: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mu, sigma = float(meta.get("mu", 0.0)), float(meta.get("sigma", 1.0))
+    lo = min(float(s["grid"][0]) for s in snapshots)
+    hi = max(float(s["grid"][-1]) for s in snapshots)
+    xs = torch.linspace(lo, hi, 400)
+    density = torch.exp(-0.5 * ((xs - mu) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+    top = max(1.05, float(density.max()) * 1.15)
+    fig, axes = plt.subplots(1, len(snapshots), figsize=(3.6 * len(snapshots), 3.4), sharey=True, squeeze=False)
+    for ax, snap, letter in zip(axes[0], snapshots, "abcdefghijklmnopqrstuvwxyz"):
+        ax.hist(snap["samples"].numpy(), bins=60, range=(lo, hi), density=True, color="#2ca02c", alpha=0.45, label="p_g (G's samples)")
+        ax.plot(xs.numpy(), density.numpy(), "k:", lw=2, label="p_data")
+        ax.plot(snap["grid"].numpy(), snap["d"].numpy(), "--", color="#1f77b4", lw=2, label="D(x)")
+        ax.axhline(0.5, color="#1f77b4", lw=0.6, alpha=0.4)
+        # The map x = G(z): evenly spaced z on the lower line, joined to G(z) on the x axis.
+        z_line, x_line = -0.32 * top, -0.06 * top
+        z_pos = lo + (snap["z"].numpy() + 1) / 2 * (hi - lo)
+        ax.hlines([z_line, x_line], lo, hi, color="0.3", lw=0.8)
+        for zp, gx in zip(z_pos, snap["gz"].numpy()):
+            ax.annotate("", xy=(min(max(gx, lo), hi), x_line), xytext=(zp, z_line), arrowprops={"arrowstyle": "->", "color": "0.35", "lw": 0.7})
+        ax.text(lo, z_line - 0.07 * top, "z", fontsize=9, va="top")
+        ax.text(lo, x_line + 0.02 * top, "x", fontsize=9, va="bottom")
+        ax.set_ylim(-0.42 * top, top)
+        ax.set_xlim(lo, hi)
+        ax.set_title(f"({letter}) step {snap['step']}", fontsize=10)
+        ax.set_yticks([0, 0.5, 1.0])
+    axes[0][0].legend(loc="upper left", fontsize=7, frameon=False)
+    fig.suptitle(f"p_data = N({mu:g}, {sigma:g}²): G's samples and D during training (Goodfellow et al. 2014, Fig. 1)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
