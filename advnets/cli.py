@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -21,8 +22,53 @@ from rich.table import Table
 from . import __version__
 from .errors import AdvnetsError, ConfigError
 
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+out_console = Console(highlight=False, soft_wrap=True)
+
+
+def _error_line(message: str) -> None:
+    err_console.print(f"[red]error:[/] {escape(' '.join(message.split()))}", soft_wrap=True)
+
+
+class _UserErrorsExit2(TyperGroup):
+    """Bad input from any subcommand, ours or click's, becomes one line on stderr and exit code 2."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AdvnetsError as exc:
+            _error_line(str(exc))
+            ctx.exit(2)
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            code = 130
+        except Exception as exc:
+            code = _usage_error(exc)
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_error(exc: Exception) -> int:
+    """Usage errors (unknown option, bad value, missing argument) as one line; their exit code.
+
+    They are click exceptions; typer vendors click, so they are recognised by shape.
+    """
+    if not (hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)):
+        raise exc
+    if type(exc).__name__ == "NoArgsIsHelpError":  # the help was printed: not an error
+        return 0
+    ctx = getattr(exc, "ctx", None)
+    _error_line(exc.format_message() + (f" (see `{ctx.command_path} --help`)" if ctx else ""))
+    return exc.exit_code
+
+
 app = typer.Typer(
     name="advnets",
+    cls=_UserErrorsExit2,
     help="Adversarial nets as a framework: Algorithm 1 of Goodfellow et al. (2014), with plugins.",
     no_args_is_help=True,
     add_completion=False,
@@ -31,9 +77,6 @@ app = typer.Typer(
 )
 list_app = typer.Typer(help="See what is installed: components and plugins.", no_args_is_help=True)
 app.add_typer(list_app, name="list")
-
-out_console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 PluginFiles = Annotated[
     Optional[list[Path]],
@@ -303,11 +346,6 @@ def sample(
 # --- entry point -----------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: user errors become one line and exit code 2."""
-    try:
-        app(args=argv, prog_name="advnets")
-    except AdvnetsError as exc:
-        message = " ".join(str(exc).split())
-        err_console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
-        sys.exit(2)
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="advnets")

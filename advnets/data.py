@@ -61,7 +61,7 @@ class Data:
 
     def decode(self, raw: Tensor) -> Tensor:
         """Stored values to float32 model inputs."""
-        x = raw.to(torch.float32)
+        x = raw.to(torch.float32, copy=True)  # never scale the caller's tensor in place
         if self.raw_range is None:
             return x
         (r0, r1), (m0, m1) = self.raw_range, self.model_range

@@ -25,8 +25,9 @@ from .errors import ConfigError
 class GANLoss:
     """A value function: what D minimises and what G minimises.
 
-    ``equilibrium`` is D's loss when D outputs 1/2 (logit 0) everywhere, the value
-    the game settles at when p_g = p_data; ``None`` where it means nothing.
+    ``equilibrium`` is D's loss at the game's equilibrium: p_g = p_data and D at its
+    best response (for the cross-entropy losses D = 1/2, logit 0, everywhere; the
+    paper's Theorem 1). ``None`` where it means nothing.
     """
 
     equilibrium: float | None = None
@@ -67,7 +68,7 @@ class NonSaturatingLoss(MinimaxLoss):
 class LeastSquaresLoss(GANLoss):
     """Least-squares GAN (Mao et al. 2017): D regresses real to 1 and fake to 0, G pulls fake to 1."""
 
-    equilibrium = 0.25  # D = 1/2: 0.5 * (0.5 ** 2) + 0.5 * (0.5 ** 2)
+    equilibrium = 0.25  # the best D outputs 1/2: 0.5 * (1/2 - 1)^2 + 0.5 * (1/2)^2
 
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return 0.5 * (real_logits - 1).square().mean() + 0.5 * fake_logits.square().mean()

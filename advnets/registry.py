@@ -110,12 +110,17 @@ def type_name(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
+def _a(value: Any) -> str:
+    name = type_name(value)
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
+
+
 def check_value(where: str, value: Any, default: Any) -> Any:
     """Check ``value`` against the type of ``default``; return it, ints widened to float."""
     if default is None or isinstance(default, dict):
         return value  # free-form: the factory validates it
     if value is None:
-        raise ConfigError(f"{where} must be a {type_name(default)}, got null")
+        raise ConfigError(f"{where} must be {_a(default)}, got null")
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, int):
@@ -130,7 +135,7 @@ def check_value(where: str, value: Any, default: Any) -> Any:
         ok = isinstance(value, type(default))
     if not ok:
         raise ConfigError(
-            f"{where} must be a {type_name(default)}, got {type_name(value)} {json.dumps(value)}"
+            f"{where} must be {_a(default)}, got {type_name(value)} {json.dumps(value)}"
         )
     return value
 

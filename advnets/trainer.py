@@ -279,8 +279,11 @@ class AdversarialTrainer:
 
     # --- Algorithm 1 ------------------------------------------------------------
 
-    def train_step(self) -> None:
-        """One iteration of Algorithm 1: k discriminator updates, then one generator update."""
+    def train_step(self) -> bool:
+        """One iteration of Algorithm 1: k discriminator updates, then one generator update.
+
+        Advances the step counter; returns True if this step finished an epoch.
+        """
         generator, discriminator, loss = self.generator, self.discriminator, self.loss
 
         # Discriminator: k steps, each ascending (1/m) sum[log D(x) + log(1 - D(G(z)))],
@@ -322,6 +325,15 @@ class AdversarialTrainer:
             )
         self._stats_steps += 1
 
+        self.step += 1
+        if self._cursor < self.k * self.steps_per_epoch:
+            return False
+        # Epoch done; the leftover (fewer than k * batch_size samples) waits for the next order.
+        self.epoch += 1
+        self._cursor = 0
+        self._order = None
+        return True
+
     @torch.no_grad()
     def _update_ema(self) -> None:
         """theta_ema <- decay * theta_ema + (1 - decay) * theta_g; a plain copy before ema_start."""
@@ -359,15 +371,9 @@ class AdversarialTrainer:
         self.discriminator.train()
         self._clock = (time.perf_counter(), self.step)
         while self.step < self.target_step and not self.should_stop:
-            self.train_step()
-            self.step += 1
+            epoch_done = self.train_step()
             if self.step % self.log_every == 0:
                 self._log_training()
-            epoch_done = self._cursor == self.k * self.steps_per_epoch
-            if epoch_done:  # the leftover (fewer than k * batch_size samples) waits for the next order
-                self.epoch += 1
-                self._cursor = 0
-                self._order = None
             self._notify("on_step_end")
             if epoch_done:
                 self._notify("on_epoch_end")

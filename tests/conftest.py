@@ -1,0 +1,66 @@
+"""Shared fixtures: the real MNIST files, a registry, a way to run the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from advnets.plugins import load_plugins
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+
+def _mnist_candidates() -> list[Path]:
+    found = [Path(os.environ["ADVNETS_TEST_MNIST"])] if os.environ.get("ADVNETS_TEST_MNIST") else []
+    return found + [REPO.parent / "shared" / "data" / "mnist", Path.home() / ".cache" / "advnets" / "MNIST" / "raw"]
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The four real MNIST files. CI sets ADVNETS_TEST_MNIST; elsewhere, tests skip without them."""
+    for folder in _mnist_candidates():
+        if all((folder / name).is_file() for name in MNIST_FILES):
+            return folder
+    if os.environ.get("ADVNETS_TEST_MNIST"):
+        pytest.fail(f"ADVNETS_TEST_MNIST={os.environ['ADVNETS_TEST_MNIST']} does not hold the four MNIST files")
+    pytest.skip("the MNIST IDX files are not here; set ADVNETS_TEST_MNIST to their folder")
+
+
+@pytest.fixture(scope="session")
+def plugins():
+    return load_plugins(environ={})
+
+
+@pytest.fixture(scope="session")
+def registry(plugins):
+    return plugins.registry
+
+
+def _cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m advnets ARGS`` as a real subprocess, free of the caller's ADVNETS_* variables."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("ADVNETS_")}
+    full_env = {**inherited, "COLUMNS": "200", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "advnets", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def cli():
+    """``cli("run", ...)`` runs the real command line in a subprocess."""
+    return _cli

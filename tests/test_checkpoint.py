@@ -1,0 +1,132 @@
+"""Checkpoints: the safetensors encoding, atomic writes, and files that must not load."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import pytest
+import torch
+
+from advnets import CheckpointError
+from advnets.checkpoint import (
+    checkpoint_name,
+    decode_state,
+    encode_state,
+    load_checkpoint,
+    newest_loadable,
+    save_checkpoint,
+    write_atomic,
+)
+
+
+def test_nested_state_round_trips_exactly(tmp_path):
+    optimizer = torch.optim.Adam(torch.nn.Linear(3, 2).parameters())
+    optimizer.zero_grad()
+    sum(p.sum() for p in optimizer.param_groups[0]["params"]).backward()
+    optimizer.step()
+    state = {
+        "optimizer": optimizer.state_dict(),  # int keys, tuples (betas), tensors
+        "rng": torch.get_rng_state(),
+        "list": [1, 2.5, None, "x", torch.arange(3)],
+        "empty": {},
+    }
+    path = tmp_path / "s.safetensors"
+    save_checkpoint(path, state, {"config": {"a": [1, 2]}, "step": 7})
+    loaded, metadata = load_checkpoint(path)
+    assert metadata == {"config": {"a": [1, 2]}, "step": 7}
+    assert set(loaded["optimizer"]["state"]) == {0, 1}  # keys keep their type
+    assert torch.equal(loaded["rng"], state["rng"])
+    assert loaded["list"][:4] == [1, 2.5, None, "x"] and torch.equal(loaded["list"][4], torch.arange(3))
+    fresh = torch.optim.Adam(torch.nn.Linear(3, 2).parameters())
+    fresh.load_state_dict(loaded["optimizer"])  # torch accepts it back
+    for key in ("exp_avg", "exp_avg_sq", "step"):
+        assert torch.equal(fresh.state_dict()["state"][0][key], optimizer.state_dict()["state"][0][key])
+
+
+def test_encoding_refuses_objects_it_cannot_store():
+    with pytest.raises(TypeError, match="cannot store a object"):
+        encode_state({"bad": object()}, {})
+    assert decode_state(encode_state({"x": [1, {"$y": 2}]}, {}), {}) == {"x": [1, {"$y": 2}]}
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_debris(tmp_path, monkeypatch):
+    path = tmp_path / "c.safetensors"
+    write_atomic(path, b"old contents")
+
+    def crash(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(path, b"new contents that never land")
+    assert path.read_bytes() == b"old contents"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.safetensors"]
+
+
+class Exploit:
+    """A pickle that creates a file when unpickled."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_pickle_renamed_to_safetensors_is_never_run(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "step-000000010.safetensors"
+    evil.write_bytes(pickle.dumps({"generator": Exploit(marker)}))
+    with pytest.raises(CheckpointError, match="not a safetensors file"):
+        load_checkpoint(evil)
+    torch_saved = tmp_path / "torch.safetensors"
+    torch.save({"generator": Exploit(marker)}, torch_saved)
+    with pytest.raises(CheckpointError, match="not a safetensors file"):
+        load_checkpoint(torch_saved)
+    assert not marker.exists()
+    pickle.loads(evil.read_bytes())  # the exploit is real: unpickling does run it
+    assert marker.exists()
+
+
+def good_checkpoint(path):
+    save_checkpoint(path, {"w": torch.ones(1000)}, {"step": 1})
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "mangle, message",
+    [
+        (lambda data: data[:5], "file is truncated"),
+        (lambda data: data[: len(data) // 2], "file is truncated|damaged safetensors file"),
+        (lambda data: b"\xff" * 8 + data[8:], "not a safetensors file"),
+        (lambda data: data[:8] + b"[" + data[9:], "not a safetensors file"),
+        (lambda data: b"", "file is truncated"),
+    ],
+)
+def test_broken_files_give_one_clear_error(tmp_path, mangle, message):
+    path = tmp_path / "c.safetensors"
+    path.write_bytes(mangle(good_checkpoint(path)))
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_checkpoint(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_plain_safetensors_file_is_not_a_checkpoint(tmp_path):
+    import safetensors.torch
+
+    path = tmp_path / "weights.safetensors"
+    safetensors.torch.save_file({"w": torch.ones(2)}, path)
+    with pytest.raises(CheckpointError, match="not an advnets checkpoint"):
+        load_checkpoint(path)
+
+
+def test_newest_loadable_skips_broken_checkpoints_and_says_why(tmp_path):
+    for step in (10, 20):
+        save_checkpoint(tmp_path / checkpoint_name(step), {"w": torch.full((2,), float(step))}, {"step": step})
+    (tmp_path / checkpoint_name(30)).write_bytes(b"\x00" * 3)
+    path, state, metadata, skipped = newest_loadable(tmp_path)
+    assert path.name == checkpoint_name(20) and metadata["step"] == 20
+    assert len(skipped) == 1 and checkpoint_name(30) in skipped[0] and "truncated" in skipped[0]
+    with pytest.raises(CheckpointError, match="no loadable checkpoint"):
+        newest_loadable(tmp_path / "nothing-here")

@@ -1,0 +1,107 @@
+"""Configuration: presets, --set parsing and overrides, checks, and the config.json round trip."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from advnets import ConfigError
+from advnets.config import parse_set, resolve
+
+
+def resolved(registry, *sets, preset="toy-gaussian"):
+    return resolve(registry, preset=preset, overrides=[parse_set(s) for s in sets])
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("trainer.k=2", (("trainer", "k"), 2)),
+        ("loss=hinge", (("loss",), "hinge")),
+        ("g_optimizer.lr=1e-4", (("g_optimizer", "lr"), 1e-4)),
+        ("g_optimizer.betas=[0.5, 0.999]", (("g_optimizer", "betas"), [0.5, 0.999])),
+        ("dataset.data_dir=/tmp/a=b", (("dataset", "data_dir"), "/tmp/a=b")),
+        ("trainer.steps=null", (("trainer", "steps"), None)),
+        ("trainer.joint_d_forward=false", (("trainer", "joint_d_forward"), False)),
+        ("callbacks.sample-grid={}", (("callbacks", "sample-grid"), {})),
+        ("device=", (("device",), "")),
+    ],
+)
+def test_parse_set(text, expected):
+    assert parse_set(text) == expected
+
+
+@pytest.mark.parametrize("text", ["trainer.k", "=2", "trainer..k=2", ""])
+def test_parse_set_rejects_malformed(text):
+    with pytest.raises(ConfigError, match="--set"):
+        parse_set(text)
+
+
+def test_preset_fills_every_component_with_its_defaults(registry):
+    config = resolved(registry, "seed=1")
+    assert config["preset"] == "toy-gaussian"
+    assert config["generator"] == {"name": "toy-mlp", "latent_dim": 1, "hidden": [64, 64]}
+    assert config["g_optimizer"]["name"] == "adam" and config["g_optimizer"]["eps"] == 1e-8
+    assert config["loss"] == {"name": "non-saturating"}
+    assert config["seed"] == 1
+    assert set(config["eval"]["metrics"]) == {"gaussian-w1", "gaussian-ks"}
+
+
+def test_choosing_another_component_resets_its_settings(registry):
+    config = resolved(registry, "loss=wasserstein", "loss.gradient_penalty=5")
+    assert config["loss"] == {"name": "wasserstein", "gradient_penalty": 5.0}
+    config = resolved(registry, "loss.name=hinge")
+    assert config["loss"] == {"name": "hinge"}
+
+
+def test_component_maps_add_and_remove(registry):
+    config = resolved(registry, "callbacks.figure-1=null", "eval.metrics.gaussian-ks=null")
+    assert config["callbacks"] == {} and set(config["eval"]["metrics"]) == {"gaussian-w1"}
+    config = resolved(registry, "callbacks.figure-1.panels=6")
+    assert config["callbacks"]["figure-1"]["panels"] == 6
+
+
+def test_a_missing_seed_is_drawn_and_recorded(registry):
+    a, b = resolved(registry), resolved(registry)
+    assert isinstance(a["seed"], int) and a["seed"] != b["seed"]
+
+
+@pytest.mark.parametrize(
+    "sets, message",
+    [
+        (["trainer.kk=2"], "unknown setting 'trainer.kk' \\(did you mean: trainer.k"),
+        (["trainer.k=two"], "trainer.k must be an int, got string \"two\""),
+        (["trainer.k=1.5"], "trainer.k must be an int, got float"),
+        (["g_optimizer.lr=fast"], "optimizer.lr must be a float, got string"),
+        (["generator.hiden=[8]"], "generator 'toy-mlp' has no setting 'hiden' \\(did you mean: hidden\\?\\)"),
+        (["loss=hing"], "unknown loss 'hing' \\(did you mean: hinge\\?\\)"),
+        (["callbacks.no-such=null", "callbacks.sample-grd={}"], "unknown callback 'sample-grd' \\(did you mean: sample-grid\\?\\)"),
+        (["trainer=3"], "trainer is a section"),
+        (["preset=mlp-mnist"], "preset is chosen by"),
+        (["generator=[1]"], "generator must be a component name"),
+        (["seed=abc"], "seed must be an int"),
+        (["trainer.steps=true"], "trainer.steps must be an int, got bool"),
+    ],
+)
+def test_bad_overrides_name_the_problem(registry, sets, message):
+    with pytest.raises(ConfigError, match=message):
+        resolved(registry, *sets)
+
+
+def test_unknown_preset(registry):
+    with pytest.raises(ConfigError, match="unknown preset 'mlp-mnst' \\(did you mean: mlp-mnist\\?\\)"):
+        resolve(registry, preset="mlp-mnst")
+
+
+def test_resolved_config_round_trips_through_json(registry):
+    config = resolved(registry, "trainer.k=2", "loss=hinge", "seed=11")
+    again = resolve(registry, base=json.loads(json.dumps(config)))
+    assert again == config
+
+
+def test_saved_config_with_unknown_keys_is_rejected(registry):
+    config = resolved(registry, "seed=1")
+    config["trainer"]["bogus"] = 1
+    with pytest.raises(ConfigError, match="unknown setting 'trainer.bogus'"):
+        resolve(registry, base=config)

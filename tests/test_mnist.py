@@ -1,0 +1,147 @@
+"""The MNIST plugin: the IDX loader on files written here, the real MNIST, the lecture's model."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import struct
+
+import pytest
+import torch
+
+from advnets import ConfigError
+from advnets.config import resolve
+from advnets_mnist.data import FILES, MNIST, Source, load, mnist
+from advnets_mnist.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
+from advnets_mnist.models import MLPDiscriminator, MLPGenerator
+
+TINY = Source("mnist", "MNIST", train_size=12, test_size=4)
+
+
+def idx_bytes(array: torch.Tensor, magic: int) -> bytes:
+    dims = tuple(array.shape)
+    return struct.pack(">I", magic) + struct.pack(f">{len(dims)}I", *dims) + array.to(torch.uint8).numpy().tobytes()
+
+
+def write_tiny_mnist(folder, compress=True, train=12, test=4):
+    folder.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(0)
+    arrays = {
+        "train_images": (torch.randint(0, 256, (train, 28, 28), generator=g), IMAGES_MAGIC),
+        "train_labels": (torch.randint(0, 10, (train,), generator=g), LABELS_MAGIC),
+        "test_images": (torch.randint(0, 256, (test, 28, 28), generator=g), IMAGES_MAGIC),
+        "test_labels": (torch.randint(0, 10, (test,), generator=g), LABELS_MAGIC),
+    }
+    for key, (array, magic) in arrays.items():
+        data = idx_bytes(array, magic)
+        if compress:
+            (folder / f"{FILES[key]}.gz").write_bytes(gzip.compress(data))
+        else:
+            (folder / FILES[key]).write_bytes(data)
+    return arrays
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_loader_reads_idx_files_it_did_not_write(tmp_path, compress):
+    arrays = write_tiny_mnist(tmp_path, compress=compress)
+    data = load(TINY, str(tmp_path), download=False)
+    assert data.train.shape == (12, 1, 28, 28) and data.train.dtype == torch.uint8
+    assert torch.equal(data.train[:, 0], arrays["train_images"][0].to(torch.uint8))
+    assert torch.equal(data.test[:, 0], arrays["test_images"][0].to(torch.uint8))
+    decoded = data.decode(data.train[:2])
+    assert decoded.dtype == torch.float32 and decoded.min() >= -1 and decoded.max() <= 1
+    torch.testing.assert_close(decoded, data.train[:2].float() / 127.5 - 1)
+
+
+def test_loader_finds_torchvisions_layout(tmp_path):
+    write_tiny_mnist(tmp_path / "MNIST" / "raw")
+    assert load(TINY, str(tmp_path), download=False).train.shape[0] == 12
+
+
+def test_mislabelled_truncated_and_missing_files(tmp_path):
+    write_tiny_mnist(tmp_path)
+    images = tmp_path / f"{FILES['train_images']}.gz"
+    labels = tmp_path / f"{FILES['train_labels']}.gz"
+    good_images = images.read_bytes()
+    shutil.copy(labels, images)  # a label file under the images' name
+    with pytest.raises(ConfigError, match="expected an IDX image file \\(magic 2051\\), found magic 2049 \\(a label file\\)"):
+        load(TINY, str(tmp_path), download=False)
+    images.write_bytes(good_images[: len(good_images) // 2])
+    with pytest.raises(ConfigError, match="truncated"):
+        load(TINY, str(tmp_path), download=False)
+    images.write_bytes(gzip.compress(gzip.decompress(good_images)[:-50]))
+    with pytest.raises(ConfigError, match="IDX image file is truncated or padded"):
+        load(TINY, str(tmp_path), download=False)
+    images.unlink()
+    with pytest.raises(ConfigError, match="incomplete data folder, missing .*train-images-idx3-ubyte.gz"):
+        load(TINY, str(tmp_path), download=False)
+
+
+def test_counts_that_do_not_match(tmp_path):
+    write_tiny_mnist(tmp_path, train=10)
+    with pytest.raises(ConfigError, match="expected 12 train images, found 10"):
+        load(TINY, str(tmp_path), download=False)
+    labels = tmp_path / f"{FILES['train_labels']}.gz"
+    labels.write_bytes(gzip.compress(idx_bytes(torch.zeros(7), LABELS_MAGIC)))
+    with pytest.raises(ConfigError, match="10 images but train-labels-idx1-ubyte.gz has 7 labels"):
+        load(TINY, str(tmp_path), download=False)
+
+
+def test_no_files_and_no_download_says_where_to_put_them(tmp_path):
+    with pytest.raises(ConfigError, match=f"no IDX files in {tmp_path}; put train-images-idx3-ubyte.gz"):
+        load(MNIST, str(tmp_path), download=False)
+
+
+def test_read_idx_rejects_non_idx(tmp_path):
+    path = tmp_path / "x"
+    path.write_bytes(b"\x00\x01")
+    with pytest.raises(ConfigError, match="too short"):
+        read_idx(path, IMAGES_MAGIC)
+
+
+def test_the_real_mnist(mnist_dir):
+    data = mnist(str(mnist_dir), download=False)
+    assert data.train.shape == (60000, 1, 28, 28) and data.test.shape == (10000, 1, 28, 28)
+    # the published statistics of MNIST on the [0, 1] scale
+    assert (data.train.double() / 255).mean().item() == pytest.approx(0.1307, abs=1e-4)
+    assert (data.train.double() / 255).std().item() == pytest.approx(0.3081, abs=1e-4)
+    assert (data.test.double() / 255).mean().item() == pytest.approx(0.1325, abs=1e-4)
+
+
+def test_the_lectures_model():
+    g, d = MLPGenerator(), MLPDiscriminator()
+    widths = [m.out_features for m in g.net if isinstance(m, torch.nn.Linear)]
+    assert g.net[0].in_features == 64 and widths == [64, 128, 256, 512, 1024, 784]
+    assert isinstance(g.net[-1], torch.nn.Tanh)
+    assert [m.out_features for m in d.net if isinstance(m, torch.nn.Linear)] == [1024, 512, 256, 128, 1]
+    assert not any(isinstance(m, torch.nn.Sigmoid) for m in d.modules())  # D gives logits
+    z = torch.randn(5, 64)
+    assert g(z).shape == (5, 1, 28, 28) and d(g(z)).shape == (5,)
+
+
+def test_the_preset_is_the_seeds_recipe(registry):
+    config = resolve(registry, preset="mlp-mnist")
+    assert config["loss"]["name"] == "non-saturating"
+    assert config["trainer"]["batch_size"] == 32 and config["trainer"]["epochs"] == 100 and config["trainer"]["k"] == 1
+    assert config["generator"]["latent_dim"] == 64
+    for side in ("g_optimizer", "d_optimizer"):
+        assert config[side]["name"] == "adam" and config[side]["lr"] == 1e-4 and config[side]["betas"] == [0.9, 0.999]
+
+
+@pytest.mark.slow
+def test_a_short_real_run_from_the_command_line(mnist_dir, tmp_path, cli):
+    """A few hundred steps of `advnets run mlp-mnist` on the real data, through the real CLI."""
+    out = tmp_path / "run"
+    result = cli("run", "mlp-mnist", "--steps", "300", "--seed", "0", "--out", str(out), "--set", "trainer.log_every=100", env={"ADVNETS_DATA_DIR": str(mnist_dir)})
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [100, 200, 300]
+    assert all(r["samples_per_s"] > 0 and 0 < r["d_real"] < 1 for r in records)
+    # D tells real from generated early on: the game has started
+    assert records[-1]["d_real"] > records[-1]["d_fake"]
+    assert (out / "samples" / "step_000000300.png").is_file() and (out / "samples" / "step_000000000.png").is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert config["dataset"]["data_dir"] is None and config["trainer"]["steps"] == 300
+    assert (out / "checkpoints" / "step-000000300.safetensors").is_file()
+    assert "run folder" in result.stderr and "samples/s" in result.stderr

@@ -1,0 +1,79 @@
+"""The registry: components, building with checked settings, listing, and conflicts."""
+
+from __future__ import annotations
+
+import pytest
+
+from advnets import Component, ConfigError, PluginError, Registry
+
+
+def factory(width: int = 8, rate: float = 0.5, names: list[str] = ("a", "b"), label: str | None = None):
+    """Makes a thing from settings."""
+    return {"width": width, "rate": rate, "names": names, "label": label}
+
+
+def test_component_takes_summary_and_defaults_from_factory():
+    c = Component(kind="generator", name="thing", factory=factory)
+    assert c.summary == "Makes a thing from settings."
+    assert c.defaults == {"width": 8, "rate": 0.5, "names": ["a", "b"], "label": None}
+    assert c.plugin is None
+
+
+@pytest.mark.parametrize("name", ["Thing", "thing_one", "-thing", "thing-", "1thing", "", "thing--one"])
+def test_invalid_names_are_rejected(name):
+    with pytest.raises(PluginError, match="kebab-case"):
+        Component(kind="loss", name=name, factory=factory)
+
+
+def test_defaults_must_be_json_able():
+    with pytest.raises(PluginError, match="JSON-able"):
+        Component(kind="loss", name="x", factory=factory, defaults={"device": object()})
+
+
+def test_factory_parameters_need_defaults():
+    def needs_arg(width):
+        return width
+
+    with pytest.raises(PluginError, match="'width' needs a default"):
+        Component(kind="loss", name="x", factory=needs_arg)
+
+
+def test_build_merges_overrides_and_checks_types():
+    registry = Registry([Component(kind="generator", name="thing", factory=factory)])
+    built = registry.build("generator", "thing", width=16, rate=1, label="x")
+    assert built == {"width": 16, "rate": 1.0, "names": ["a", "b"], "label": "x"}
+    assert isinstance(built["rate"], float)
+    with pytest.raises(ConfigError, match="generator.width must be an int, got string"):
+        registry.build("generator", "thing", width="16")
+    with pytest.raises(ConfigError, match="must be an int, got bool"):
+        registry.build("generator", "thing", width=True)
+    with pytest.raises(ConfigError, match="no setting 'widht' \\(did you mean: width\\?\\)"):
+        registry.build("generator", "thing", widht=3)
+
+
+def test_unknown_names_list_close_matches():
+    registry = Registry(
+        [Component(kind="loss", name=n, factory=factory) for n in ("hinge", "minimax", "non-saturating")]
+    )
+    with pytest.raises(ConfigError, match="unknown loss 'hing' \\(did you mean: hinge\\?\\)"):
+        registry.get("loss", "hing")
+    with pytest.raises(ConfigError, match="unknown component kind 'losss' \\(did you mean: loss\\?\\)"):
+        registry.get("losss", "hinge")
+
+
+def test_same_name_from_two_plugins_names_both():
+    registry = Registry([Component(kind="loss", name="hinge", factory=factory, plugin="first")])
+    with pytest.raises(PluginError, match="registered by two plugins: 'first' and 'second'"):
+        registry.add(Component(kind="loss", name="hinge", factory=factory, plugin="second"))
+
+
+def test_listing_filters_and_sorts_naturally():
+    names = ["net-10", "net-2", "net-1", "other"]
+    registry = Registry(
+        [Component(kind="generator", name=n, factory=factory, plugin="p" if n != "other" else "q") for n in names]
+        + [Component(kind="loss", name="net-3", factory=factory, plugin="p")]
+    )
+    assert [c.name for c in registry.components(kind="generator")] == ["net-1", "net-2", "net-10", "other"]
+    assert [c.name for c in registry.components(pattern="net-*")] == ["net-1", "net-2", "net-10", "net-3"]
+    assert [c.name for c in registry.components(plugin="q")] == ["other"]
+    assert registry.kinds() == ["generator", "loss"]

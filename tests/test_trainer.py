@@ -1,0 +1,230 @@
+"""AdversarialTrainer: Algorithm 1's order of updates, fresh data and noise, determinism, state."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import pytest
+import torch
+from torch import nn
+
+from advnets import AdversarialTrainer, ConfigError, Data
+from advnets.checkpoint import load_checkpoint, save_checkpoint
+from advnets.losses import NonSaturatingLoss, WassersteinLoss
+
+
+class Generator(nn.Module):
+    def __init__(self, latent_dim: int = 3, out: int = 2) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.net = nn.Sequential(nn.Linear(latent_dim, 16), nn.ReLU(), nn.Linear(16, out))
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, width: int = 2, batchnorm: bool = False) -> None:
+        super().__init__()
+        layers = [nn.Linear(width, 16)] + ([nn.BatchNorm1d(16)] if batchnorm else []) + [nn.ReLU(), nn.Linear(16, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x).squeeze(-1)
+
+
+@dataclasses.dataclass
+class RecordingData(Data):
+    """Data whose decode remembers every real minibatch the trainer draws."""
+
+    seen: list = dataclasses.field(default_factory=list)
+
+    def decode(self, raw):
+        self.seen.append(raw.clone())
+        return super().decode(raw)
+
+
+def make_trainer(seed=0, n=64, batch_size=8, k=1, data=None, **kwargs):
+    torch.manual_seed(seed)
+    data = data or Data(train=torch.randn(n, 2, generator=torch.Generator().manual_seed(99)))
+    return AdversarialTrainer(
+        Generator(), Discriminator(**kwargs.pop("d_kwargs", {})), kwargs.pop("loss", NonSaturatingLoss()), data,
+        batch_size=batch_size, k=k, seed=seed, **{"device": "cpu", **kwargs},
+    )
+
+
+def counting(counter: dict, key: str):
+    def make(params):
+        optimizer = torch.optim.Adam(params, lr=1e-3)
+        step = optimizer.step
+
+        @functools.wraps(step)
+        def counted(*args, **kw):
+            counter[key] += 1
+            return step(*args, **kw)
+
+        optimizer.step = counted
+        return optimizer
+
+    return make
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_k_discriminator_updates_per_generator_update(k):
+    counts = {"d": 0, "g": 0}
+    trainer = make_trainer(k=k, batch_size=4, g_optimizer=counting(counts, "g"), d_optimizer=counting(counts, "d"))
+    trainer.fit(steps=5)
+    assert counts == {"d": 5 * k, "g": 5}
+
+
+def test_every_discriminator_update_draws_a_fresh_minibatch():
+    n, batch, k = 48, 4, 3
+    data = RecordingData(train=torch.arange(n, dtype=torch.float32).unsqueeze(1).expand(n, 2).contiguous())
+    trainer = make_trainer(data=data, n=n, batch_size=batch, k=k)
+    assert trainer.steps_per_epoch == (n // batch) // k == 4
+    trainer.fit(epochs=2)
+    indices = [b[:, 0].long() for b in data.seen]
+    assert len(indices) == 2 * 4 * k  # k real minibatches per step, 4 steps per epoch
+    for epoch in range(2):
+        drawn = torch.cat(indices[epoch * 12 : (epoch + 1) * 12])
+        assert len(set(drawn.tolist())) == len(drawn) == n  # no sample twice within an epoch
+    assert not torch.equal(torch.cat(indices[:12]), torch.cat(indices[12:]))  # a new order each epoch
+    assert trainer.epoch == 2 and trainer.step == 8
+
+
+def test_every_update_draws_fresh_noise():
+    trainer = make_trainer(k=2, batch_size=4)
+    noises = []
+    trainer.generator.register_forward_pre_hook(lambda module, args: noises.append(args[0].clone()))
+    trainer.fit(steps=3)
+    assert len(noises) == 3 * (2 + 1)  # k D updates and one G update per step, each with its own z
+    assert len({tuple(z.flatten().tolist()) for z in noises}) == len(noises)
+
+
+def test_each_player_updates_only_its_own_parameters():
+    trainer = make_trainer(batch_size=8)
+    g_before = [p.detach().clone() for p in trainer.generator.parameters()]
+    d_after_d_step = []
+    d_step = trainer.d_optimizer.step
+
+    def spy(*args, **kwargs):
+        # While D updates, G has not moved
+        assert all(torch.equal(a, b) for a, b in zip(g_before, trainer.generator.parameters()))
+        result = d_step(*args, **kwargs)
+        d_after_d_step[:] = [p.detach().clone() for p in trainer.discriminator.parameters()]
+        return result
+
+    trainer.d_optimizer.step = spy
+    trainer.train_step()
+    # The G update moved G, and did not touch D (nor compute D's weight gradients)
+    assert not all(torch.equal(a, b) for a, b in zip(g_before, trainer.generator.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(d_after_d_step, trainer.discriminator.parameters()))
+    g_grads = [p.grad for p in trainer.generator.parameters()]
+    assert all(g is not None for g in g_grads)
+
+
+def params(module):
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def test_same_seed_same_weights_bit_for_bit():
+    a = make_trainer(seed=5).fit(steps=20)
+    b = make_trainer(seed=5).fit(steps=20)
+    c = make_trainer(seed=6).fit(steps=20)
+    assert all(torch.equal(x, y) for x, y in zip(params(a.generator), params(b.generator)))
+    assert all(torch.equal(x, y) for x, y in zip(params(a.discriminator), params(b.discriminator)))
+    assert not all(torch.equal(x, y) for x, y in zip(params(a.generator), params(c.generator)))
+
+
+@pytest.mark.parametrize("loss", [NonSaturatingLoss(), WassersteinLoss(gradient_penalty=10.0)])
+def test_joint_discriminator_pass_computes_the_same_as_two_passes(loss):
+    # Plain SGD: Adam's first steps turn last-bit differences of near-zero gradients into +-lr.
+    sgd = functools.partial(torch.optim.SGD, lr=0.05)
+    joint = make_trainer(seed=1, joint_d_forward=True, loss=loss, g_optimizer=sgd, d_optimizer=sgd)
+    separate = make_trainer(seed=1, joint_d_forward=False, loss=loss, g_optimizer=sgd, d_optimizer=sgd)
+    for trainer in (joint, separate):
+        torch.manual_seed(7)  # the gradient penalty draws its mixing weights from torch's global RNG
+        trainer.fit(steps=10)
+    for x, y in zip(params(joint.discriminator) + params(joint.generator), params(separate.discriminator) + params(separate.generator)):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(joint._stats, separate._stats, rtol=1e-5, atol=1e-6)
+
+
+def test_joint_pass_is_off_for_batch_coupled_discriminators():
+    assert make_trainer().joint_d_forward is True
+    assert make_trainer(d_kwargs={"batchnorm": True}).joint_d_forward is False
+
+
+def test_generator_moving_average():
+    decay = 0.9
+    trainer = make_trainer(ema_decay=decay, ema_start=2)
+    initial = params(trainer.generator_ema)
+    trainer.fit(steps=2)  # before ema_start the average copies G
+    assert all(torch.equal(a, b) for a, b in zip(params(trainer.generator_ema), params(trainer.generator)))
+    assert not all(torch.equal(a, b) for a, b in zip(initial, params(trainer.generator_ema)))
+    before = params(trainer.generator_ema)
+    trainer.fit(steps=3)
+    for avg, old, new in zip(params(trainer.generator_ema), before, params(trainer.generator)):
+        torch.testing.assert_close(avg, decay * old + (1 - decay) * new)
+    assert trainer.sampling_generator is trainer.generator_ema
+    assert not trainer.generator_ema.training
+
+
+def test_statistics_are_means_since_the_last_read():
+    trainer = make_trainer()
+    trainer.fit(steps=3)
+    assert trainer.pop_stats() == {}  # fit logs the last partial interval itself
+    trainer.train_step()
+    trainer.train_step()
+    stats = trainer.pop_stats()
+    assert set(stats) == {"d_loss", "g_loss", "d_real", "d_fake"}
+    assert 0 < stats["d_real"] < 1 and 0 < stats["d_fake"] < 1
+
+
+def test_state_round_trip_through_a_checkpoint_file_resumes_exactly(tmp_path):
+    straight = make_trainer(seed=3, k=2, ema_decay=0.5).fit(steps=11)
+    first = make_trainer(seed=3, k=2, ema_decay=0.5).fit(steps=4)  # stops mid-epoch (2 steps per epoch... )
+    save_checkpoint(tmp_path / "c.safetensors", first.state_dict(), {"note": "test"})
+    state, metadata = load_checkpoint(tmp_path / "c.safetensors")
+    assert metadata == {"note": "test"}
+    resumed = make_trainer(seed=123, k=2, ema_decay=0.5)  # another seed: everything must come from the state
+    resumed.load_state_dict(state)
+    resumed.fit(steps=11)
+    for module in ("generator", "discriminator", "generator_ema"):
+        for x, y in zip(params(getattr(straight, module)), params(getattr(resumed, module))):
+            assert torch.equal(x, y), module
+    assert (resumed.step, resumed.epoch) == (straight.step, straight.epoch)
+
+
+def test_resume_in_the_middle_of_an_epoch(tmp_path):
+    straight = make_trainer(seed=4, n=64, batch_size=8).fit(steps=13)  # 8 steps per epoch
+    first = make_trainer(seed=4, n=64, batch_size=8).fit(steps=5)
+    assert first._cursor == 5 and first._order is not None
+    save_checkpoint(tmp_path / "c.safetensors", first.state_dict(), {})
+    resumed = make_trainer(seed=4, n=64, batch_size=8)
+    resumed.load_state_dict(load_checkpoint(tmp_path / "c.safetensors")[0])
+    resumed.fit(steps=13)
+    assert all(torch.equal(x, y) for x, y in zip(params(straight.generator), params(resumed.generator)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"batch_size": 0}, "batch_size must be >= 1"),
+        ({"k": 0}, "k \\(discriminator steps per generator step\\) must be >= 1"),
+        ({"noise": "laplace"}, "noise must be one of normal, uniform"),
+        ({"batch_size": 40, "k": 2}, "fewer than one step needs"),
+        ({"ema_decay": 1.0}, "ema_decay must be in \\[0, 1\\)"),
+        ({"device": "tpu"}, "unknown device 'tpu'"),
+    ],
+)
+def test_bad_settings_are_config_errors(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        make_trainer(**kwargs)
+
+
+def test_generator_needs_a_latent_dim():
+    generator = nn.Linear(2, 2)
+    with pytest.raises(ConfigError, match="latent_dim"):
+        AdversarialTrainer(generator, Discriminator(), NonSaturatingLoss(), Data(train=torch.randn(10, 2)), device="cpu")
