@@ -66,6 +66,7 @@ CORE: dict[str, Any] = {
         "joint_d_forward": Setting(None, bool, "one D pass over real+fake; null decides from D's layers"),
         "ema_decay": Setting(0.0, float, "decay of G's weight average used for sampling and eval (0: off)"),
         "ema_start": Setting(0, int, "step at which the average starts following G"),
+        "precision": Setting("32", str, "32, bf16 (autocast; CPU and CUDA) or 16 (float16 + gradient scaling; CUDA)"),
     },
     "checkpoint": {
         "every_epochs": Setting(1, int, "epochs between checkpoints (0: off)"),

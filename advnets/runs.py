@@ -120,6 +120,7 @@ def build_trainer(
         joint_d_forward=trainer_config["joint_d_forward"],
         ema_decay=trainer_config["ema_decay"],
         ema_start=trainer_config["ema_start"],
+        precision=trainer_config["precision"],
     )
     trainer.steps_for(steps=trainer_config["steps"], epochs=trainer_config["epochs"])  # checked before any folder exists
     return trainer, checkpointer

@@ -14,6 +14,7 @@ epoch has fewer steps.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import secrets
 import time
@@ -30,6 +31,8 @@ from .losses import GANLoss
 from .optim import OptimizerMaker, adam
 
 NOISE_KINDS = ("normal", "uniform")
+PRECISIONS = ("32", "bf16", "16")
+"""float32; bfloat16 autocast (CPU and CUDA); float16 autocast with gradient scaling (CUDA)."""
 STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
 """Running means kept on the device: both losses, mean D(x) and mean D(G(z)) (of the last D update per step)."""
 
@@ -158,6 +161,8 @@ class AdversarialTrainer:
         ema_decay: keep an exponential moving average of G's weights with this decay (0: off);
             sampling and evaluation then use the average, which is usually much better than the last G.
         ema_start: the step from which the average starts (before it, the average copies G).
+        precision: ``32``; ``bf16`` (autocast to bfloat16 for the passes, losses and
+            weights in float32); ``16`` (float16 autocast with gradient scaling, CUDA only).
     """
 
     def __init__(
@@ -181,6 +186,7 @@ class AdversarialTrainer:
         joint_d_forward: bool | None = None,
         ema_decay: float = 0.0,
         ema_start: int = 0,
+        precision: str = "32",
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -195,6 +201,16 @@ class AdversarialTrainer:
         if noise not in NOISE_KINDS:
             raise ConfigError(f"noise must be one of {', '.join(NOISE_KINDS)}, got {noise!r}")
         self.device = resolve_device(device)
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision == "16" and self.device.type != "cuda":
+            raise ConfigError(f"precision 16 (float16 with gradient scaling) needs CUDA; on {self.device.type} use bf16")
+        self.precision = precision
+        self._autocast_dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(precision)
+        # float16 gradients can underflow: scale the losses, one scaler per player.
+        self._scalers = (
+            (torch.amp.GradScaler("cuda"), torch.amp.GradScaler("cuda")) if precision == "16" else (None, None)
+        )
         self.generator = generator.to(self.device)
         self.discriminator = discriminator.to(self.device)
         self.latent_dim = latent_dim_of(generator)
@@ -263,7 +279,7 @@ class AdversarialTrainer:
             self._order = torch.randperm(len(self._train), generator=self._data_rng, device=self.device)
         start = self._cursor * self.batch_size
         self._cursor += 1
-        return self.data.decode(self._train[self._order[start : start + self.batch_size]])
+        return self.data.decode(torch.index_select(self._train, 0, self._order[start : start + self.batch_size]))
 
     def _noise(self) -> Tensor:
         """z(1..m) ~ p_z, fresh for every update."""
@@ -285,31 +301,31 @@ class AdversarialTrainer:
         Advances the step counter; returns True if this step finished an epoch.
         """
         generator, discriminator, loss = self.generator, self.discriminator, self.loss
+        d_scaler, g_scaler = self._scalers
 
         # Discriminator: k steps, each ascending (1/m) sum[log D(x) + log(1 - D(G(z)))],
         # i.e. descending the loss's discriminator_loss. G is held fixed: its samples
         # are made without a graph, so no gradient reaches theta_g.
         for _ in range(self.k):
             real = self._next_real_batch()
-            with torch.no_grad():
-                fake = generator(self._noise())
-            real_logits, fake_logits = self._d_logits(real, fake)
-            d_loss = loss.discriminator_loss(real_logits, fake_logits)
-            penalty = loss.discriminator_penalty(discriminator, real, fake)
+            with self._autocast():
+                with torch.no_grad():
+                    fake = generator(self._noise())
+                real_logits, fake_logits = self._d_logits(real, fake)
+                penalty = loss.discriminator_penalty(discriminator, real, fake)
+            # Losses in float32 whatever the precision of the passes (a no-op at 32).
+            d_loss = loss.discriminator_loss(real_logits.float(), fake_logits.float())
             if penalty is not None:
-                d_loss = d_loss + penalty
-            self.d_optimizer.zero_grad(set_to_none=True)
-            d_loss.backward()
-            self.d_optimizer.step()
+                d_loss = d_loss + penalty.float()
+            self._update(d_loss, self.d_optimizer, d_scaler)
 
         # Generator: one step descending (1/m) sum log(1 - D(G(z))) for the minimax
         # loss, or ascending log D(G(z)) for the non-saturating one, on fresh noise.
         # backward(inputs=theta_g) leaves D's weight gradients uncomputed: D is fixed here.
-        fake_logits_g = discriminator(generator(self._noise())).reshape(-1)
-        g_loss = loss.generator_loss(fake_logits_g)
-        self.g_optimizer.zero_grad(set_to_none=True)
-        g_loss.backward(inputs=self._g_params)
-        self.g_optimizer.step()
+        with self._autocast():
+            fake_logits_g = discriminator(generator(self._noise())).reshape(-1)
+        g_loss = loss.generator_loss(fake_logits_g.float())
+        self._update(g_loss, self.g_optimizer, g_scaler, inputs=self._g_params)
         if self.generator_ema is not None:
             self._update_ema()
 
@@ -333,6 +349,23 @@ class AdversarialTrainer:
         self._cursor = 0
         self._order = None
         return True
+
+    @staticmethod
+    def _update(loss: Tensor, optimizer: torch.optim.Optimizer, scaler: Any, inputs: list[Tensor] | None = None) -> None:
+        """One optimiser step on ``loss``'s gradient; through a gradient scaler at float16."""
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is None:
+            loss.backward(inputs=inputs)
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward(inputs=inputs)
+            scaler.step(optimizer)  # skipped if the scaled gradients overflowed
+            scaler.update()
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self._autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self._autocast_dtype)
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -456,6 +489,8 @@ class AdversarialTrainer:
             state["order"] = self._order
         if self.generator_ema is not None:
             state["generator_ema"] = self.generator_ema.state_dict()
+        if self._scalers[0] is not None:
+            state["scalers"] = [scaler.state_dict() for scaler in self._scalers]
         for i, callback in enumerate(self.callbacks):
             callback_state = callback.state_dict()
             if callback_state is not None:
@@ -469,6 +504,9 @@ class AdversarialTrainer:
         self.discriminator.load_state_dict(state["discriminator"])
         self.g_optimizer.load_state_dict(state["g_optimizer"])
         self.d_optimizer.load_state_dict(state["d_optimizer"])
+        if self._scalers[0] is not None and "scalers" in state:
+            for scaler, scaler_state in zip(self._scalers, state["scalers"]):
+                scaler.load_state_dict(scaler_state)
         progress = state["progress"]
         self.step, self.epoch, self._cursor = progress["step"], progress["epoch"], progress["cursor"]
         self.seed = progress["seed"]

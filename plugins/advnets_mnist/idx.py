@@ -21,31 +21,34 @@ IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
 
 
 def read_idx(path: Path, magic: int) -> torch.Tensor:
-    """The array in an IDX file as a uint8 tensor; a clear error if it is not one."""
+    """The array in an IDX file as a uint8 tensor; a clear error if it is not one.
+
+    The data is read straight into the tensor's memory: no intermediate copies.
+    """
     what = "image" if magic == IMAGES_MAGIC else "label"
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                raw = f.read()
-        else:
-            raw = path.read_bytes()
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4:
+                raise ConfigError(f"{path}: too short to be an IDX file ({len(head)} bytes)")
+            (found,) = struct.unpack(">I", head)
+            if found != magic:
+                other = {IMAGES_MAGIC: "an image file", LABELS_MAGIC: "a label file"}.get(found, "not an IDX file")
+                raise ConfigError(f"{path}: expected an IDX {what} file (magic {magic}), found magic {found} ({other})")
+            ndim = head[3]
+            sizes = f.read(4 * ndim)
+            if len(sizes) < 4 * ndim:
+                raise ConfigError(f"{path}: truncated IDX header")
+            dims = struct.unpack(f">{ndim}I", sizes)
+            count = math.prod(dims)
+            array = torch.empty(count, dtype=torch.uint8)
+            got = f.readinto(memoryview(array.numpy()))
+            extra = len(f.read(1))
     except (OSError, EOFError, zlib.error) as exc:
         raise ConfigError(f"{path}: cannot read ({exc}); the file is truncated or not gzip") from None
-    if len(raw) < 4:
-        raise ConfigError(f"{path}: too short to be an IDX file ({len(raw)} bytes)")
-    (found,) = struct.unpack(">I", raw[:4])
-    if found != magic:
-        other = {IMAGES_MAGIC: "an image file", LABELS_MAGIC: "a label file"}.get(found, "not an IDX file")
-        raise ConfigError(f"{path}: expected an IDX {what} file (magic {magic}), found magic {found} ({other})")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ConfigError(f"{path}: truncated IDX header")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    count = math.prod(dims)
-    if len(raw) != header + count:
+    if got != count or extra:
         raise ConfigError(
             f"{path}: IDX {what} file is truncated or padded: header says {'x'.join(map(str, dims))} "
-            f"({count} bytes of data), file holds {len(raw) - header}"
+            f"({count} bytes of data), file holds {got}{'+' if extra else ''}"
         )
-    return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(dims)
+    return array.reshape(dims)
