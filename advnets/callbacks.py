@@ -229,7 +229,8 @@ class Evaluate(Callback):
             self._run(trainer)
 
     def on_fit_end(self, trainer: AdversarialTrainer) -> None:
-        self._run(trainer)
+        if not trainer.should_stop:  # interrupted or faulted: leave quickly
+            self._run(trainer)
 
     def state_dict(self) -> dict[str, Any] | None:
         return {"best_value": self.best_value}

@@ -26,6 +26,7 @@ import safetensors.torch
 import torch
 from safetensors import SafetensorError
 
+from . import failpoints
 from .errors import CheckpointError
 
 FORMAT = "advnets.checkpoint/1"
@@ -94,7 +95,11 @@ def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            view, half = memoryview(data), len(data) // 2
+            f.write(view[:half])
+            f.flush()
+            failpoints.hit("checkpoint-write")  # tests kill the process here, mid-file
+            f.write(view[half:])
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -175,6 +180,16 @@ def step_checkpoints(folder: Path) -> list[Path]:
     return [p for _, p in sorted(found, reverse=True)]
 
 
+def remove_unfinished_writes(folder: Path) -> list[str]:
+    """Delete temporary files a crash left mid-write (never a finished checkpoint); say which."""
+    notes = []
+    if folder.is_dir():
+        for path in folder.glob(".*.tmp-*"):
+            path.unlink(missing_ok=True)
+            notes.append(f"{path}: removed an unfinished write left by a crash")
+    return notes
+
+
 def newest_loadable(folder: Path) -> tuple[Path, dict[str, Any], dict[str, Any], list[str]]:
     """The newest step checkpoint that loads, and a note for each newer one skipped."""
     skipped: list[str] = []
@@ -182,7 +197,7 @@ def newest_loadable(folder: Path) -> tuple[Path, dict[str, Any], dict[str, Any],
         try:
             state, metadata = load_checkpoint(path)
         except CheckpointError as exc:
-            skipped.append(str(exc))
+            skipped.append(f"skipped {exc}")
             continue
         return path, state, metadata, skipped
     detail = f" ({'; '.join(skipped)})" if skipped else ""

@@ -149,6 +149,9 @@ def run(
     steps: Annotated[Optional[int], typer.Option(help="Train for this many generator steps in all (wins over --epochs).")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for weights, noise and data order.")] = None,
+    precision: Annotated[
+        Optional[str], typer.Option(help="32, bf16 (CPU and CUDA) or 16 (CUDA): sets trainer.precision.")
+    ] = None,
     set_: Annotated[
         Optional[list[str]],
         typer.Option("--set", help="Override a setting: --set trainer.k=2 --set loss=hinge (repeatable)."),
@@ -166,7 +169,7 @@ def run(
     registry = _plugins(plugin).registry
     display = ProgressDisplay(err_console)
     if resume is not None:
-        fixed = {"--set": set_, "--seed": seed, "--out": out}
+        fixed = {"--set": set_, "--seed": seed, "--out": out, "--precision": precision}
         given = [name for name, value in fixed.items() if value]
         if given:
             raise ConfigError(f"{', '.join(given)} cannot change a run being resumed; start a new run instead")
@@ -182,7 +185,7 @@ def run(
         if session.config.get("preset") and preset and preset != session.config["preset"]:
             raise ConfigError(f"{resume} is a run of preset {session.config['preset']!r}, not {preset!r}")
         for note in session.skipped:
-            err_console.print(f"skipped {note}")
+            err_console.print(note)
         err_console.print(f"resuming {resume} from {session.resumed_from.name} (step {session.trainer.step})")
     else:
         if preset is None:
@@ -193,6 +196,7 @@ def run(
             (("trainer", "steps"), steps),
             (("device",), device),
             (("seed",), seed),
+            (("trainer", "precision"), precision),
             (("dataset", "data_dir"), None if data_dir is None else str(data_dir)),
         ):
             if value is not None:
@@ -218,6 +222,9 @@ def run(
             err_console.print(f"  advnets run --resume {session.run_dir}")
             raise typer.Exit(130) from None
     err_console.print(summary_table(trainer, display, session.run_dir, session.checkpointer.last_path))
+    if trainer.fault is not None:
+        _error_line(f"{trainer.fault}; they are saved in {session.checkpointer.last_path}")
+        raise typer.Exit(1)
     if stopper.signal is not None:
         err_console.print(f"stopped early; resume with:  advnets run --resume {session.run_dir}")
         raise typer.Exit(128 + stopper.signal)

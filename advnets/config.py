@@ -66,6 +66,8 @@ CORE: dict[str, Any] = {
         "joint_d_forward": Setting(None, bool, "one D pass over real+fake; null decides from D's layers"),
         "ema_decay": Setting(0.0, float, "decay of G's weight average used for sampling and eval (0: off)"),
         "ema_start": Setting(0, int, "step at which the average starts following G"),
+        "nan_guard": Setting(True, bool, "skip updates whose loss or gradients are not finite"),
+        "max_bad_steps": Setting(10, int, "stop after this many steps in a row had a skipped update"),
         "precision": Setting("32", str, "32, bf16 (autocast; CPU and CUDA) or 16 (float16 + gradient scaling; CUDA)"),
     },
     "checkpoint": {

@@ -119,6 +119,8 @@ def check_value(where: str, value: Any, default: Any) -> Any:
     """Check ``value`` against the type of ``default``; return it, ints widened to float."""
     if default is None or isinstance(default, dict):
         return value  # free-form: the factory validates it
+    if isinstance(default, str) and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # --set trainer.precision=16 means the text "16"
     if value is None:
         raise ConfigError(f"{where} must be {_a(default)}, got null")
     if isinstance(default, bool):

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from .callbacks import Checkpointer, Evaluate, JsonlLogger
-from .checkpoint import load_checkpoint, newest_loadable, write_json_atomic
+from .checkpoint import load_checkpoint, newest_loadable, remove_unfinished_writes, write_json_atomic
 from .config import SLOTS, resolve
 from .data import Data
 from .errors import AdvnetsError, CheckpointError, ConfigError
@@ -74,9 +74,6 @@ class Run:
     skipped: list[str] = dataclasses.field(default_factory=list)
 
     def fit(self) -> AdversarialTrainer:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if not (self.run_dir / CONFIG_NAME).exists():
-            write_json_atomic(self.run_dir / CONFIG_NAME, self.config)
         trainer_config = self.config["trainer"]
         return self.trainer.fit(steps=trainer_config["steps"], epochs=trainer_config["epochs"])
 
@@ -121,6 +118,8 @@ def build_trainer(
         ema_decay=trainer_config["ema_decay"],
         ema_start=trainer_config["ema_start"],
         precision=trainer_config["precision"],
+        nan_guard=trainer_config["nan_guard"],
+        max_bad_steps=trainer_config["max_bad_steps"],
     )
     trainer.steps_for(steps=trainer_config["steps"], epochs=trainer_config["epochs"])  # checked before any folder exists
     return trainer, checkpointer
@@ -139,19 +138,7 @@ def new_run_dir(out: str | os.PathLike[str] | None, preset: str | None) -> Path:
         while path.exists():
             n += 1
             path = base.with_name(f"{base.name}-{n}")
-    _check_writable(path)
     return path
-
-
-def _check_writable(path: Path) -> None:
-    """Fail before training if the run folder could not be created."""
-    parent = path
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ConfigError(f"cannot create output folder {path}: {parent} is a file")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot create output folder {path}: {parent} is not writable")
 
 
 def start_run(
@@ -162,6 +149,12 @@ def start_run(
 ) -> Run:
     run_dir = new_run_dir(out, config.get("preset"))
     trainer, checkpointer = build_trainer(registry, config, run_dir, extra_callbacks)
+    # Only now, with everything built and checked, does the run folder appear.
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / CONFIG_NAME, config)
+    except OSError as exc:
+        raise ConfigError(f"cannot create output folder {run_dir}: {exc.strerror or exc}") from None
     return Run(config, run_dir, trainer, checkpointer)
 
 
@@ -184,7 +177,9 @@ def resume_run(
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"{run_dir}: no such run folder")
+    removed = remove_unfinished_writes(run_dir / "checkpoints")
     path, state, metadata, skipped = newest_loadable(run_dir / "checkpoints")
+    skipped = removed + skipped
     config = metadata.get("config")
     if not isinstance(config, dict):
         raise CheckpointError(f"{path}: the checkpoint carries no advnets run configuration")

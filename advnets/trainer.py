@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from . import failpoints
 from .data import Data
 from .errors import ConfigError
 from .losses import GANLoss
@@ -33,8 +34,9 @@ from .optim import OptimizerMaker, adam
 NOISE_KINDS = ("normal", "uniform")
 PRECISIONS = ("32", "bf16", "16")
 """float32; bfloat16 autocast (CPU and CUDA); float16 autocast with gradient scaling (CUDA)."""
-STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
-"""Running means kept on the device: both losses, mean D(x) and mean D(G(z)) (of the last D update per step)."""
+STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm")
+"""Running means kept on the device: both losses, mean D(x) and mean D(G(z)) (of the last D update
+of each step), and both players' gradient norms (measured by the NaN guard)."""
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -163,6 +165,8 @@ class AdversarialTrainer:
         ema_start: the step from which the average starts (before it, the average copies G).
         precision: ``32``; ``bf16`` (autocast to bfloat16 for the passes, losses and
             weights in float32); ``16`` (float16 autocast with gradient scaling, CUDA only).
+        nan_guard: check every update's loss and gradients; skip the ones that are not finite.
+        max_bad_steps: stop (``fault`` says why) after this many steps in a row had a skipped update.
     """
 
     def __init__(
@@ -187,6 +191,8 @@ class AdversarialTrainer:
         ema_decay: float = 0.0,
         ema_start: int = 0,
         precision: str = "32",
+        nan_guard: bool = True,
+        max_bad_steps: int = 10,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -196,6 +202,8 @@ class AdversarialTrainer:
             raise ConfigError(f"ema_decay must be in [0, 1), got {ema_decay}")
         if ema_start < 0:
             raise ConfigError(f"ema_start must be >= 0, got {ema_start}")
+        if max_bad_steps < 1:
+            raise ConfigError(f"max_bad_steps must be >= 1, got {max_bad_steps}")
         if log_every < 1:
             raise ConfigError(f"log_every must be >= 1, got {log_every}")
         if noise not in NOISE_KINDS:
@@ -233,8 +241,9 @@ class AdversarialTrainer:
 
         default = adam(lr=2e-4, betas=(0.5, 0.999))
         self._g_params = [p for p in self.generator.parameters() if p.requires_grad]
+        self._d_params = [p for p in self.discriminator.parameters() if p.requires_grad]
         self.g_optimizer = (g_optimizer or default)(self._g_params)
-        self.d_optimizer = (d_optimizer or default)(p for p in self.discriminator.parameters() if p.requires_grad)
+        self.d_optimizer = (d_optimizer or default)(self._d_params)
 
         # Separate random streams for noise and for the data order, so that what a
         # callback does (sampling, evaluation) never shifts what training sees.
@@ -248,7 +257,14 @@ class AdversarialTrainer:
         self._cursor = 0  # real minibatches drawn in the current epoch
         self._order: Tensor | None = None  # this epoch's permutation of the training set
         self._stats = torch.zeros(len(STAT_NAMES), device=self.device)
-        self._stats_steps = 0
+        self._stats_steps = 0  # applied steps in the running sums
+        self._zero = torch.zeros((), device=self.device)
+        # The NaN guard: skip updates with non-finite losses or gradients; stop after
+        # max_bad_steps steps in a row had one.
+        self.nan_guard, self.max_bad_steps = nan_guard, max_bad_steps
+        self._skipped = 0  # steps with a skipped update since the last record
+        self._bad_run = 0  # such steps in a row, up to now
+        self.fault: str | None = None
         self.target_step = 0
         self.should_stop = False
         self.joint_d_forward = (
@@ -306,6 +322,7 @@ class AdversarialTrainer:
         # Discriminator: k steps, each ascending (1/m) sum[log D(x) + log(1 - D(G(z)))],
         # i.e. descending the loss's discriminator_loss. G is held fixed: its samples
         # are made without a graph, so no gradient reaches theta_g.
+        applied = True
         for _ in range(self.k):
             real = self._next_real_batch()
             with self._autocast():
@@ -317,7 +334,8 @@ class AdversarialTrainer:
             d_loss = loss.discriminator_loss(real_logits.float(), fake_logits.float())
             if penalty is not None:
                 d_loss = d_loss + penalty.float()
-            self._update(d_loss, self.d_optimizer, d_scaler)
+            d_norm = self._update(d_loss, self.d_optimizer, d_scaler, self._d_params)
+            applied &= d_norm is not None
 
         # Generator: one step descending (1/m) sum log(1 - D(G(z))) for the minimax
         # loss, or ascending log D(G(z)) for the non-saturating one, on fresh noise.
@@ -325,21 +343,36 @@ class AdversarialTrainer:
         with self._autocast():
             fake_logits_g = discriminator(generator(self._noise())).reshape(-1)
         g_loss = loss.generator_loss(fake_logits_g.float())
-        self._update(g_loss, self.g_optimizer, g_scaler, inputs=self._g_params)
-        if self.generator_ema is not None:
+        g_norm = self._update(g_loss, self.g_optimizer, g_scaler, self._g_params, inputs=self._g_params)
+        applied &= g_norm is not None
+        if g_norm is not None and self.generator_ema is not None:
             self._update_ema()
 
-        # Running sums on the device; read (a host-device sync) only when logged.
-        with torch.no_grad():
-            self._stats += torch.stack(
-                (
-                    d_loss.detach(),
-                    g_loss.detach(),
-                    torch.sigmoid(real_logits.detach()).mean(),
-                    torch.sigmoid(fake_logits.detach()).mean(),
+        if applied:
+            self._bad_run = 0
+            # Running sums on the device; read (a host-device sync) only when logged.
+            with torch.no_grad():
+                self._stats += torch.stack(
+                    (
+                        d_loss.detach(),
+                        g_loss.detach(),
+                        torch.sigmoid(real_logits.detach()).mean(),
+                        torch.sigmoid(fake_logits.detach()).mean(),
+                        d_norm,
+                        g_norm,
+                    )
                 )
-            )
-        self._stats_steps += 1
+            self._stats_steps += 1
+        else:
+            self._skipped += 1
+            self._bad_run += 1
+            if self._bad_run >= self.max_bad_steps:
+                first = self.step + 1 - self._bad_run
+                self.fault = (
+                    f"{self._bad_run} steps in a row had non-finite losses or gradients (steps {first + 1} to "
+                    f"{self.step + 1}); none of them changed the weights, which are those of step {first}"
+                )
+                self.should_stop = True
 
         self.step += 1
         if self._cursor < self.k * self.steps_per_epoch:
@@ -350,17 +383,40 @@ class AdversarialTrainer:
         self._order = None
         return True
 
-    @staticmethod
-    def _update(loss: Tensor, optimizer: torch.optim.Optimizer, scaler: Any, inputs: list[Tensor] | None = None) -> None:
-        """One optimiser step on ``loss``'s gradient; through a gradient scaler at float16."""
+    def _update(
+        self,
+        loss: Tensor,
+        optimizer: torch.optim.Optimizer,
+        scaler: Any,
+        params: list[Tensor],
+        inputs: list[Tensor] | None = None,
+    ) -> Tensor | None:
+        """One optimiser step on ``loss``'s gradient; the gradient norm, or None if the step was skipped.
+
+        With the NaN guard on, a loss or gradient that is not finite skips the
+        step: parameters and optimiser state stay as they were. At float16 the
+        gradient scaler skips steps whose scaled gradients overflowed by itself.
+        """
         optimizer.zero_grad(set_to_none=True)
+        (loss if scaler is None else scaler.scale(loss)).backward(inputs=inputs)
+        if not self.nan_guard:
+            norm = self._zero
+        else:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+            finite = torch.isfinite(loss.detach())
+            if scaler is None:
+                finite &= torch.isfinite(norm)
+            else:
+                norm = norm / scaler.get_scale()
+            if not finite:  # a host-device sync per update: the price of never applying a bad step
+                optimizer.zero_grad(set_to_none=True)
+                return None
         if scaler is None:
-            loss.backward(inputs=inputs)
             optimizer.step()
         else:
-            scaler.scale(loss).backward(inputs=inputs)
-            scaler.step(optimizer)  # skipped if the scaled gradients overflowed
+            scaler.step(optimizer)
             scaler.update()
+        return norm
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self._autocast_dtype is None:
@@ -377,13 +433,15 @@ class AdversarialTrainer:
             ema_buffer.copy_(buffer)
 
     def pop_stats(self) -> dict[str, float]:
-        """Mean losses and D outputs since the last call. A host-device sync point."""
+        """Means over the applied steps since the last call. A host-device sync point."""
         if self._stats_steps == 0:
             return {}
-        values = (self._stats / self._stats_steps).tolist()
+        values = dict(zip(STAT_NAMES, (self._stats / self._stats_steps).tolist()))
         self._stats.zero_()
         self._stats_steps = 0
-        return dict(zip(STAT_NAMES, values))
+        if not self.nan_guard:  # gradient norms are measured by the guard
+            del values["d_grad_norm"], values["g_grad_norm"]
+        return values
 
     def steps_for(self, *, steps: int | None = None, epochs: int | None = None) -> int:
         """The absolute step at which ``fit`` stops: ``steps`` wins over ``epochs``."""
@@ -405,12 +463,13 @@ class AdversarialTrainer:
         self._clock = (time.perf_counter(), self.step)
         while self.step < self.target_step and not self.should_stop:
             epoch_done = self.train_step()
+            failpoints.hit("step")
             if self.step % self.log_every == 0:
                 self._log_training()
             self._notify("on_step_end")
             if epoch_done:
                 self._notify("on_epoch_end")
-        if self._stats_steps:
+        if self._stats_steps or self._skipped:
             self._log_training()  # the last, partial interval
         self._notify("on_fit_end")
         return self
@@ -427,9 +486,11 @@ class AdversarialTrainer:
                 "step": self.step,
                 "epoch": round(self.epoch_progress, 4),
                 **stats,
+                "skipped_steps": self._skipped,
                 "samples_per_s": samples / (now - then) if now > then else 0.0,
             }
         )
+        self._skipped = 0
 
     def log(self, record: dict[str, Any]) -> None:
         """Send a record to every callback's ``on_log`` (loggers, progress bars)."""
@@ -479,6 +540,8 @@ class AdversarialTrainer:
                 "cursor": self._cursor,
                 "seed": self.seed,
                 "stats_steps": self._stats_steps,
+                "skipped": self._skipped,
+                "bad_run": self._bad_run,
                 "device_type": self.device.type,
             },
             "stats": self._stats,
@@ -512,6 +575,7 @@ class AdversarialTrainer:
         self.seed = progress["seed"]
         self._stats.copy_(state["stats"])
         self._stats_steps = progress["stats_steps"]
+        self._skipped, self._bad_run = progress["skipped"], progress["bad_run"]
         order = state.get("order")
         self._order = None if order is None else order.to(self.device)
         rng = state["rng"]

@@ -184,7 +184,6 @@ class TrainerRun:
                 times.append(time.perf_counter())
 
         self.session = start_run(registry, config, out=self.out, extra_callbacks=[ProgressDisplay(console), StepClock()])
-        self.session.run_dir.mkdir(parents=True)
         self.trainer = self.session.trainer
         self.device = device
 

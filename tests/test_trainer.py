@@ -178,8 +178,12 @@ def test_statistics_are_means_since_the_last_read():
     trainer.train_step()
     trainer.train_step()
     stats = trainer.pop_stats()
-    assert set(stats) == {"d_loss", "g_loss", "d_real", "d_fake"}
+    assert set(stats) == {"d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm"}
     assert 0 < stats["d_real"] < 1 and 0 < stats["d_fake"] < 1
+    assert stats["d_grad_norm"] > 0 and stats["g_grad_norm"] > 0
+    unguarded = make_trainer(nan_guard=False)
+    unguarded.train_step()
+    assert set(unguarded.pop_stats()) == {"d_loss", "g_loss", "d_real", "d_fake"}
 
 
 def test_state_round_trip_through_a_checkpoint_file_resumes_exactly(tmp_path):

@@ -1,0 +1,239 @@
+"""Bad input, table-driven: every case exits 2 with one line naming the problem and leaves no run folder."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from advnets.checkpoint import load_checkpoint, save_checkpoint
+from advnets.cli import app
+
+MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+GOOD_PLUGIN = """
+from advnets import Component, hookimpl
+from advnets.losses import HingeLoss
+
+@hookimpl
+def register_components(register):
+{body}
+"""
+
+
+def plugin(body: str) -> Callable[[Path, pytest.FixtureRequest], list[str]]:
+    def setup(tmp: Path, request: pytest.FixtureRequest) -> list[str]:
+        path = tmp / "my_plugin.py"
+        path.write_text(GOOD_PLUGIN.format(body=body) if "register(" in body else body)
+        return ["--plugin", str(path)]
+
+    return setup
+
+
+def mnist_folder(mangle: Callable[[Path], None]) -> Callable[[Path, pytest.FixtureRequest], list[str]]:
+    """A copy of the real MNIST folder, damaged by ``mangle``."""
+
+    def setup(tmp: Path, request: pytest.FixtureRequest) -> list[str]:
+        mnist = request.getfixturevalue("mnist_dir")
+        folder = tmp / "mnist"
+        folder.mkdir()
+        for name in MNIST_FILES:
+            shutil.copy(mnist / name, folder / name)
+        mangle(folder)
+        return ["--data-dir", str(folder)]
+
+    return setup
+
+
+def truncate(folder: Path) -> None:
+    path = folder / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:100_000])
+
+
+def mislabel(folder: Path) -> None:
+    shutil.copy(folder / "train-labels-idx1-ubyte.gz", folder / "train-images-idx3-ubyte.gz")
+
+
+def swap_splits(folder: Path) -> None:
+    shutil.copy(folder / "t10k-images-idx3-ubyte.gz", folder / "train-images-idx3-ubyte.gz")
+
+
+def short_labels(folder: Path) -> None:
+    raw = gzip.decompress((folder / "train-labels-idx1-ubyte.gz").read_bytes())
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(raw[:-10]))
+
+
+def existing(name: str, content: str) -> Callable[[Path, pytest.FixtureRequest], list[str]]:
+    def setup(tmp: Path, request: pytest.FixtureRequest) -> list[str]:
+        (tmp / name).write_text(content)
+        return []
+
+    return setup
+
+
+def nonempty_out(tmp: Path, request: pytest.FixtureRequest) -> list[str]:
+    (tmp / "taken").mkdir()
+    (tmp / "taken" / "notes.txt").write_text("mine")
+    return ["--out", str(tmp / "taken")]
+
+
+def broken_checkpoint(change: Callable[[dict, dict], None]) -> Callable[[Path, pytest.FixtureRequest], list[str]]:
+    """A run folder whose only checkpoint is a real one, altered by ``change(state, metadata)``."""
+
+    def setup(tmp: Path, request: pytest.FixtureRequest) -> list[str]:
+        source = BROKEN_SOURCE[0]
+        state, metadata = load_checkpoint(source)
+        change(state, metadata)
+        folder = tmp / "old-run" / "checkpoints"
+        folder.mkdir(parents=True)
+        save_checkpoint(folder / source.name, state, metadata)
+        return [str(tmp / "old-run")]
+
+    return setup
+
+
+def raw_checkpoint(data: bytes) -> Callable[[Path, pytest.FixtureRequest], list[str]]:
+    def setup(tmp: Path, request: pytest.FixtureRequest) -> list[str]:
+        folder = tmp / "old-run" / "checkpoints"
+        folder.mkdir(parents=True)
+        (folder / "step-000000010.safetensors").write_bytes(data)
+        return [str(tmp / "old-run")]
+
+    return setup
+
+
+def empty_run(tmp: Path, request: pytest.FixtureRequest) -> list[str]:
+    (tmp / "old-run" / "checkpoints").mkdir(parents=True)
+    return [str(tmp / "old-run")]
+
+
+def other_shape(state: dict, metadata: dict) -> None:
+    metadata["config"]["generator"]["hidden"] = [32, 32]
+
+
+def unknown_component(state: dict, metadata: dict) -> None:
+    metadata["config"]["generator"]["name"] = "no-such-generator"
+
+
+def no_config(state: dict, metadata: dict) -> None:
+    del metadata["config"]
+
+
+BROKEN_SOURCE: list[Path] = []
+RUN = ["run", "toy-gaussian"]
+CASES = [
+    # (id, arguments, message, setup)
+    ("unknown preset", ["run", "mlp-mnst"], "unknown preset 'mlp-mnst' (did you mean: mlp-mnist?)", None),
+    ("unknown generator", [*RUN, "--set", "generator=mpl"], "unknown generator 'mpl' (did you mean: mlp?)", None),
+    ("unknown loss", [*RUN, "--set", "loss=hing"], "unknown loss 'hing' (did you mean: hinge?)", None),
+    ("unknown optimizer", [*RUN, "--set", "g_optimizer=adma"], "unknown optimizer 'adma' (did you mean: adam?)", None),
+    ("unknown callback", [*RUN, "--set", "callbacks.figure-2={}"], "unknown callback 'figure-2' (did you mean: figure-1?)", None),
+    ("unknown metric", [*RUN, "--set", "eval.metrics.gaussian-w2={}"], "unknown metric 'gaussian-w2'", None),
+    ("unknown trainer key", [*RUN, "--set", "trainer.kk=2"], "unknown setting 'trainer.kk' (did you mean: trainer.k", None),
+    ("unknown top-level key", [*RUN, "--set", "sead=3"], "unknown setting 'sead' (did you mean: seed", None),
+    ("unknown component setting", [*RUN, "--set", "generator.hiden=[8]"], "has no setting 'hiden' (did you mean: hidden?)", None),
+    ("string for int", [*RUN, "--set", "trainer.k=two"], 'trainer.k must be an int, got string "two"', None),
+    ("float for int", [*RUN, "--set", "trainer.batch_size=12.5"], "trainer.batch_size must be an int, got float", None),
+    ("bool for int", [*RUN, "--set", "trainer.steps=true"], "trainer.steps must be an int, got bool", None),
+    ("string for float", [*RUN, "--set", "d_optimizer.lr=fast"], "optimizer.lr must be a float, got string", None),
+    ("number for list", [*RUN, "--set", "generator.hidden=64"], "generator.hidden must be a list, got int", None),
+    ("string for bool", [*RUN, "--set", "trainer.nan_guard=maybe"], "trainer.nan_guard must be a bool", None),
+    ("section as value", [*RUN, "--set", "trainer=3"], "trainer is a section", None),
+    ("component as list", [*RUN, "--set", "loss=[1]"], "loss must be a component name", None),
+    ("set without =", [*RUN, "--set", "trainer.k"], "expected KEY=VALUE", None),
+    ("set with empty key", [*RUN, "--set", "=3"], "expected KEY=VALUE", None),
+    ("k = 0", [*RUN, "--set", "trainer.k=0"], "k (discriminator steps per generator step) must be >= 1", None),
+    ("zero batch", [*RUN, "--set", "trainer.batch_size=0"], "batch_size must be >= 1", None),
+    ("negative batch", [*RUN, "--set", "trainer.batch_size=-4"], "batch_size must be >= 1", None),
+    ("batch larger than the data", [*RUN, "--set", "trainer.batch_size=50000"], "fewer than one step needs", None),
+    ("negative lr", [*RUN, "--set", "g_optimizer.lr=-1e-4"], "adam: lr must be > 0", None),
+    ("zero lr", [*RUN, "--set", "d_optimizer.lr=0"], "adam: lr must be > 0", None),
+    ("beta of 1", [*RUN, "--set", "d_optimizer.betas=[0.5, 1.0]"], "betas must be two numbers in [0, 1)", None),
+    ("zero latent size", [*RUN, "--set", "generator.latent_dim=0"], "latent_dim must be >= 1", None),
+    ("zero hidden width", [*RUN, "--set", "generator.hidden=[0, 8]"], "hidden must be a list of positive integers", None),
+    ("negative sigma", [*RUN, "--set", "dataset.sigma=-1"], "dataset.sigma must be > 0", None),
+    ("zero epochs", [*RUN, "--epochs", "0"], "epochs must be >= 1", None),
+    ("negative steps", [*RUN, "--steps", "-5"], "steps must be >= 1", None),
+    ("not a number", [*RUN, "--steps", "ten"], "Invalid value for '--steps'", None),
+    ("unknown option", [*RUN, "--bogus"], "No such option: --bogus", None),
+    ("zero log interval", [*RUN, "--set", "trainer.log_every=0"], "log_every must be >= 1", None),
+    ("zero checkpoints kept", [*RUN, "--set", "checkpoint.keep=0"], "checkpoint.keep must be >= 1", None),
+    ("negative interval", [*RUN, "--set", "checkpoint.every_steps=-1"], "every_epochs and every_steps must be >= 0", None),
+    ("ema decay 1", [*RUN, "--set", "trainer.ema_decay=1.0"], "ema_decay must be in [0, 1)", None),
+    ("unknown noise", [*RUN, "--set", "trainer.noise=laplace"], "noise must be one of normal, uniform", None),
+    ("unknown precision", [*RUN, "--set", "trainer.precision=8"], "precision must be one of 32, bf16, 16", None),
+    ("float16 on the CPU", [*RUN, "--set", "trainer.precision=16", "--device", "cpu"], "needs CUDA; on cpu use bf16", None),
+    ("unknown device", [*RUN, "--device", "tpu"], "unknown device 'tpu'", None),
+    ("absent CUDA", [*RUN, "--device", "cuda:3"], "CUDA is not available here", None),
+    ("best without metrics", [*RUN, "--set", "eval.metrics={}", "--set", "eval.best=w1"], "eval.best is set, but eval.metrics names no metric", None),
+    ("data dir for a dataset without one", [*RUN, "--data-dir", "/tmp"], "dataset 'gaussian-1d' has no setting 'data_dir'", None),
+    ("no MNIST and no download", ["run", "mlp-mnist", "--data-dir", "/nonexistent/mnist", "--set", "dataset.download=false"], "mnist: no IDX files in /nonexistent/mnist", None),
+    ("MNIST file missing", ["run", "mlp-mnist"], "incomplete data folder, missing", mnist_folder(lambda f: (f / "t10k-labels-idx1-ubyte.gz").unlink())),
+    ("MNIST file truncated", ["run", "mlp-mnist"], "train-images-idx3-ubyte.gz: cannot read", mnist_folder(truncate)),
+    ("MNIST labels as images", ["run", "mlp-mnist"], "expected an IDX image file (magic 2051), found magic 2049 (a label file)", mnist_folder(mislabel)),
+    ("MNIST test images as train", ["run", "mlp-mnist"], "train-images-idx3-ubyte.gz: 10000 images but train-labels-idx1-ubyte.gz has 60000 labels", mnist_folder(swap_splits)),
+    ("MNIST test split as train", ["run", "mlp-mnist"], "expected 60000 train images, found 10000", mnist_folder(lambda f: [shutil.copy(f / n.replace("train", "t10k"), f / n) for n in MNIST_FILES[:2]])),
+    ("MNIST labels cut short", ["run", "mlp-mnist"], "IDX label file is truncated or padded", mnist_folder(short_labels)),
+    ("output folder not empty", [*RUN], "already exists and is not empty", nonempty_out),
+    ("output folder under a file", [*RUN, "--out", "/etc/passwd/run"], "cannot create output folder /etc/passwd/run", None),
+    ("plugin syntax error", [*RUN], "my_plugin.py: SyntaxError", plugin("def broken(:\n")),
+    ("plugin import error", [*RUN], "ModuleNotFoundError: No module named 'nowhere'", plugin("import nowhere\n")),
+    ("plugin misspelled hook", [*RUN], "unknown hook 'register_component'", plugin("from advnets import hookimpl\n@hookimpl\ndef register_component(register):\n    pass\n")),
+    ("plugin registers twice", [*RUN], "registers loss 'twice' twice", plugin("    register(Component(kind='loss', name='twice', factory=HingeLoss))\n    register(Component(kind='loss', name='twice', factory=HingeLoss))")),
+    ("plugin invalid name", [*RUN], "invalid component name 'My_Loss'", plugin("    register(Component(kind='loss', name='My_Loss', factory=HingeLoss))")),
+    ("plugin takes a built-in name", [*RUN], "loss 'hinge' is registered by two plugins: 'advnets' and 'my_plugin'", plugin("    register(Component(kind='loss', name='hinge', factory=HingeLoss))")),
+    ("plugin file missing", [*RUN, "--plugin", "/nonexistent/plugin.py"], "plugin file /nonexistent/plugin.py does not exist", None),
+    ("config file not JSON", ["run", "config.json"], "config.json: not a readable JSON config", existing("config.json", "{nope")),
+    ("config file not an object", ["run", "config.json"], "a config must be a JSON object", existing("config.json", "[1, 2]")),
+    ("config file unknown key", ["run", "config.json"], "unknown setting 'trainr'", existing("config.json", json.dumps({"trainr": {}}))),
+    ("config file missing", ["run", "missing.json"], "missing.json: no such config file", None),
+    ("no preset", ["run"], "name a preset", None),
+    ("resume a missing folder", ["run", "--resume", "no-such-run"], "no-such-run: no such run folder", None),
+    ("resume with --set", ["run", "--resume", ".", "--set", "trainer.k=2"], "--set cannot change a run being resumed", None),
+    ("resume without checkpoints", ["run", "--resume"], "no loadable checkpoint", empty_run),
+    ("resume a truncated checkpoint", ["run", "--resume"], "step-000000010.safetensors: file is truncated", raw_checkpoint(b"\x10\x00\x00\x00\x00\x00\x00\x00{")),
+    ("resume a pickle", ["run", "--resume"], "not a safetensors file", raw_checkpoint(b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94.")),
+    ("resume another model shape", ["run", "--resume"], "does not fit the model its config builds", broken_checkpoint(other_shape)),
+    ("resume an unknown component", ["run", "--resume"], "unknown generator 'no-such-generator'", broken_checkpoint(unknown_component)),
+    ("resume without a config", ["run", "--resume"], "carries no advnets run configuration", broken_checkpoint(no_config)),
+    ("sample another model shape", ["sample"], "does not fit the generator its config builds", broken_checkpoint(other_shape)),
+    ("sample zero", ["sample", ".", "--n", "0"], "--n must be >= 1", None),
+    ("info unknown kind", ["info", "los", "hinge"], "unknown component kind 'los' (did you mean: loss?)", None),
+    ("info unknown name", ["info", "loss", "hnge"], "unknown loss 'hnge' (did you mean: hinge?)", None),
+    ("list unknown kind", ["list", "components", "--kind", "presets"], "unknown component kind 'presets' (did you mean: preset?)", None),
+    ("unknown command", ["trian"], "No such command 'trian'", None),
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def a_real_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("source") / "run"
+    result = CliRunner().invoke(app, ["run", "toy-gaussian", "--steps", "10", "--out", str(out), "--set", "callbacks={}", "--set", "eval.metrics={}"])
+    assert result.exit_code == 0, result.output
+    BROKEN_SOURCE[:] = [out / "checkpoints" / "step-000000010.safetensors"]
+
+
+def listing(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+def test_the_table_is_long_enough():
+    assert len(CASES) >= 40 and len({case[0] for case in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("name, args, message, setup", CASES, ids=[case[0] for case in CASES])
+def test_bad_input(tmp_path, monkeypatch, request, name, args, message, setup):
+    monkeypatch.chdir(tmp_path)
+    extra = setup(tmp_path, request) if setup is not None else []
+    before = listing(tmp_path)
+    result = CliRunner().invoke(app, [*args, *extra], env={"ADVNETS_PLUGINS": "", "ADVNETS_LOAD_PLUGINS": None})
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert message in lines[0]
+    assert listing(tmp_path) == before  # no partial run folder, nothing else written
