@@ -8,6 +8,7 @@ from __future__ import annotations
 from .callbacks import SampleGrid
 from .hookspecs import hookimpl
 from .losses import BUILTIN_LOSSES
+from .metrics import Parzen
 from .optim import BUILTIN_OPTIMIZERS
 from .registry import Component
 
@@ -19,3 +20,4 @@ def register_components(register):
     for name, optimizer in BUILTIN_OPTIMIZERS.items():
         register(Component(kind="optimizer", name=name, factory=optimizer))
     register(Component(kind="callback", name="sample-grid", factory=SampleGrid))
+    register(Component(kind="metric", name="parzen", factory=Parzen))
