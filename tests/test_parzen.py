@@ -35,7 +35,7 @@ def test_matrix_form_matches_the_direct_computation():
 def test_a_single_centre_is_a_gaussian_density():
     d, sigma = 784, 0.3
     x = torch.zeros(1, d, dtype=torch.float64)
-    x[0, :4] = torch.tensor([0.3, 0.4, 0.0, 1.2])  # squared distance 1.69 from the origin
+    x[0, :4] = torch.tensor([0.3, 0.4, 0.0, 1.2], dtype=torch.float64)  # squared distance 1.69 from the origin
     ll = parzen_log_likelihood(x, torch.zeros(1, d), torch.tensor([sigma], dtype=torch.float64))[0, 0].item()
     assert ll == pytest.approx(-1.69 / (2 * sigma**2) - d * math.log(sigma * math.sqrt(2 * math.pi)), rel=1e-12)
 
