@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -16,7 +16,8 @@ import torch
 from torch import Tensor
 
 from .checkpoint import BEST_NAME, checkpoint_name, save_checkpoint, step_checkpoints
-from .data import Data, to_unit
+from .data import to_unit
+from .metrics import Metric, score
 from .errors import ConfigError
 from .trainer import AdversarialTrainer, Callback, draw_noise
 
@@ -160,10 +161,6 @@ class Checkpointer(Callback):
             self.save(trainer)
 
 
-Metric = Callable[[Tensor, Data], Mapping[str, float]]
-"""A metric maps G's samples (model space) and the dataset to named numbers."""
-
-
 class Evaluate(Callback):
     """Runs metrics on ``n_samples`` of G at each interval and at the end; logs them as ``eval`` records.
 
@@ -198,11 +195,7 @@ class Evaluate(Callback):
         self._last_step = -1
 
     def evaluate(self, trainer: AdversarialTrainer) -> dict[str, float]:
-        samples = trainer.sample(self.n_samples, seed=self.seed)
-        results: dict[str, float] = {}
-        for name, metric in self.metrics.items():
-            results.update(metric(samples, trainer.data))
-        return results
+        return score(self.metrics, trainer.sample(self.n_samples, seed=self.seed), trainer.data)[0]
 
     def _run(self, trainer: AdversarialTrainer) -> None:
         if trainer.step == self._last_step or not self.metrics:

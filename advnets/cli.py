@@ -350,6 +350,57 @@ def sample(
     err_console.print(f"{n} samples of the {which} in {loaded.path} -> {out}")
 
 
+# --- eval ------------------------------------------------------------------------------
+
+
+@app.command("eval")
+def eval_(
+    source: Annotated[
+        Optional[Path], typer.Argument(help="A run folder (its newest checkpoint) or a checkpoint file.")
+    ] = None,
+    metric: Annotated[
+        Optional[list[str]], typer.Option("--metric", help="A metric to run (repeatable); default: the run's eval.metrics.")
+    ] = None,
+    real: Annotated[
+        Optional[str], typer.Option(help="Score a preset's real training images instead: the reference row.")
+    ] = None,
+    n: Annotated[int, typer.Option("--n", help="Samples (or real images) to score.")] = 10000,
+    seed: Annotated[int, typer.Option(help="Noise seed for G's samples.")] = 0,
+    raw: Annotated[bool, typer.Option("--raw", help="Use G's last weights, not their moving average.")] = False,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's files.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    plugin: PluginFiles = None,
+) -> None:
+    """Score a trained generator with metric components; writes eval.json into the run folder."""
+    from .evaluation import eval_file_for, evaluate_generator, evaluate_real, save_evaluation
+
+    if (source is None) == (real is None):
+        raise ConfigError("give a run folder or checkpoint, or --real PRESET (not both)")
+    registry = _plugins(plugin).registry
+    folder = None if data_dir is None else str(data_dir)
+    if real is not None:
+        evaluation = evaluate_real(registry, real, metrics=metric, n=n, data_dir=folder)
+    else:
+        evaluation = evaluate_generator(
+            registry, source, metrics=metric, n=n, seed=seed, use_average=not raw, data_dir=folder, device=device
+        )
+    target = None if source is None else eval_file_for(source)
+    if target is not None:
+        save_evaluation(evaluation, target)
+    if as_json:
+        print(json.dumps(evaluation.as_json(), indent=2))
+        return
+    table = Table(title=f"{evaluation.source}: " + ", ".join(f"{k} {v}" for k, v in evaluation.info.items()))
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in evaluation.results.items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    out_console.print(table)
+    if target is not None:
+        err_console.print(f"wrote {target}")
+
+
 # --- entry point -----------------------------------------------------------------------
 
 

@@ -18,12 +18,29 @@ dimensions; report it beside modern metrics.
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor
 
 from .data import Data, to_unit
 from .errors import ConfigError
+
+
+Metric = Callable[[Tensor, Data], Mapping[str, float]]
+"""A metric maps G's samples (model space) and the dataset to named numbers."""
+
+
+def score(metrics: Mapping[str, Metric], samples: Tensor, data: Data) -> tuple[dict[str, float], dict[str, float]]:
+    """Run each metric on the same samples: (all the numbers they report, seconds each took)."""
+    results: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    for name, metric in metrics.items():
+        start = time.perf_counter()
+        results.update(metric(samples, data))
+        seconds[name] = round(time.perf_counter() - start, 3)
+    return results, seconds
 
 
 def parzen_log_likelihood(x: Tensor, centres: Tensor, sigmas: Tensor, chunk: int = 500) -> Tensor:

@@ -135,11 +135,16 @@ def test_a_short_real_run_from_the_command_line(mnist_dir, tmp_path, cli):
     out = tmp_path / "run"
     result = cli("run", "mlp-mnist", "--steps", "300", "--seed", "0", "--out", str(out), "--set", "trainer.log_every=100", env={"ADVNETS_DATA_DIR": str(mnist_dir)})
     assert result.returncode == 0, result.stderr
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    records = [r for r in lines if r["event"] == "train"]
     assert [r["step"] for r in records] == [100, 200, 300]
     assert all(r["samples_per_s"] > 0 and 0 < r["d_real"] < 1 for r in records)
     # D tells real from generated early on: the game has started
     assert records[-1]["d_real"] > records[-1]["d_fake"]
+    # the preset's metrics ran at the end of the run
+    (evaluation,) = [r for r in lines if r["event"] == "eval"]
+    assert evaluation["step"] == 300
+    assert {"parzen", "parzen_se", "parzen_sigma", "mnist_fid", "mnist_score", "mnist_modes", "mnist_kl_uniform"} <= set(evaluation)
     assert (out / "samples" / "step_000000300.png").is_file() and (out / "samples" / "step_000000000.png").is_file()
     config = json.loads((out / "config.json").read_text())
     assert config["dataset"]["data_dir"] is None and config["trainer"]["steps"] == 300

@@ -1,7 +1,8 @@
 """advnets-mnist: the classic MLP GAN on MNIST, as a plugin.
 
 Registers the datasets ``mnist`` and ``fashion-mnist``, the lecture's MLP
-``generator``/``discriminator`` (``mlp``), and the preset ``mlp-mnist``.
+``generator``/``discriminator`` (``mlp``), the classifier-based metrics
+``mnist-fid``, ``mnist-score`` and ``mnist-modes``, and the preset ``mlp-mnist``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,10 @@ from __future__ import annotations
 from advnets import Component, hookimpl, preset_component
 
 from .data import fashion_mnist, mnist
+from .metrics import MnistFID, MnistModes, MnistScore
 from .models import MLPDiscriminator, MLPGenerator
+
+MNIST_METRICS = {"parzen": {}, "mnist-fid": {}, "mnist-score": {}, "mnist-modes": {}}
 
 MLP_MNIST = {
     # The lecture's recipe, as intended: G 64-64-128-256-512-1024-784 with ReLU and
@@ -25,6 +29,7 @@ MLP_MNIST = {
     "trainer": {"batch_size": 32, "k": 1, "epochs": 100, "log_every": 200},
     "checkpoint": {"every_epochs": 1, "keep": 3},
     "callbacks": {"sample-grid": {"n": 64, "nrow": 8, "every_epochs": 1}},
+    "eval": {"metrics": MNIST_METRICS, "every_epochs": 10, "n_samples": 10000},
 }
 
 
@@ -34,6 +39,9 @@ def register_components(register):
     register(Component(kind="dataset", name="fashion-mnist", factory=fashion_mnist))
     register(Component(kind="generator", name="mlp", factory=MLPGenerator))
     register(Component(kind="discriminator", name="mlp", factory=MLPDiscriminator))
+    register(Component(kind="metric", name="mnist-fid", factory=MnistFID))
+    register(Component(kind="metric", name="mnist-score", factory=MnistScore))
+    register(Component(kind="metric", name="mnist-modes", factory=MnistModes))
     register(
         preset_component(
             "mlp-mnist",

@@ -100,7 +100,9 @@ def _read_split(files: dict[str, Path], split: str, size: int) -> torch.Tensor:
     return images
 
 
-def load(source: Source, data_dir: str | None, download: bool) -> Data:
+def load(source: Source, data_dir: str | None, download: bool, n_train: int | None = None) -> Data:
+    if n_train is not None and not 1 <= n_train <= source.train_size:
+        raise ConfigError(f"dataset.n_train must be in 1..{source.train_size}, got {n_train}")
     root = data_root(data_dir)
     files, missing = locate(root, source)
     if files is None:
@@ -117,7 +119,7 @@ def load(source: Source, data_dir: str | None, download: bool) -> Data:
     train = _read_split(files, "train", source.train_size)
     test = _read_split(files, "test", source.test_size)
     return Data(
-        train=train.unsqueeze(1),  # (N, 1, 28, 28) uint8: 47 MB for MNIST's training set
+        train=train[:n_train].unsqueeze(1),  # (N, 1, 28, 28) uint8: 47 MB for MNIST's training set
         test=test.unsqueeze(1),
         raw_range=(0.0, 255.0),
         model_range=(-1.0, 1.0),  # to match the generator's Tanh
@@ -125,11 +127,14 @@ def load(source: Source, data_dir: str | None, download: bool) -> Data:
     )
 
 
-def mnist(data_dir: str | None = None, download: bool = True) -> Data:
-    """MNIST handwritten digits (LeCun et al.): 60,000 training and 10,000 test images, 28x28."""
-    return load(MNIST, data_dir, download)
+def mnist(data_dir: str | None = None, download: bool = True, n_train: int = 60000) -> Data:
+    """MNIST handwritten digits (LeCun et al.): 60,000 training and 10,000 test images, 28x28.
+
+    ``n_train`` trains on the first images only (the paper's model used 50,000).
+    """
+    return load(MNIST, data_dir, download, n_train)
 
 
-def fashion_mnist(data_dir: str | None = None, download: bool = True) -> Data:
+def fashion_mnist(data_dir: str | None = None, download: bool = True, n_train: int = 60000) -> Data:
     """Fashion-MNIST (Xiao et al. 2017): MNIST's format with 10 classes of clothing."""
-    return load(FASHION_MNIST, data_dir, download)
+    return load(FASHION_MNIST, data_dir, download, n_train)

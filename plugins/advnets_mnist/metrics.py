@@ -1,0 +1,122 @@
+"""Sample-quality metrics with the shipped MNIST classifier: FID, the Inception-score analogue, modes.
+
+- ``mnist-fid``: the Frechet distance between Gaussians fitted to the classifier's
+  128-d penultimate features of G's samples and of the 10,000 test images.
+- ``mnist-score``: exp(E_x KL(p(y|x) || p(y))), the Inception score with this
+  classifier: 1 for samples that all look alike or look like nothing, at most 10.
+- ``mnist-modes``: how many of the 10 digits G draws (a digit counts if at least 1%
+  of the samples, a tenth of its fair share, are classified as it) and the KL
+  divergence of the predicted-digit histogram from uniform (0 for a fair mix).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from advnets import Data
+from advnets.data import to_unit
+from advnets.errors import ConfigError
+
+from .classifier import load_classifier
+
+
+def _unit_images(samples: Tensor, data: Data) -> Tensor:
+    if data.sample_shape != (1, 28, 28):
+        raise ConfigError(f"the MNIST classifier metrics need 1x28x28 images; dataset {data.name!r} gives {data.sample_shape}")
+    return to_unit(samples.detach().float().cpu(), data.model_range)
+
+
+@torch.no_grad()
+def classify(images: Tensor, chunk: int = 1000) -> tuple[Tensor, Tensor]:
+    """(features, class probabilities) of images on [0, 1], in float64."""
+    model = load_classifier()
+    features, probabilities = [], []
+    for start in range(0, len(images), chunk):
+        f = model.features(images[start : start + chunk])
+        features.append(f.double())
+        probabilities.append(torch.softmax(model.head(f), dim=1).double())
+    return torch.cat(features), torch.cat(probabilities)
+
+
+def frechet_distance(mu1: Tensor, cov1: Tensor, mu2: Tensor, cov2: Tensor) -> float:
+    """||mu1 - mu2||^2 + Tr(C1 + C2 - 2 (C1 C2)^(1/2)), with Tr (C1 C2)^(1/2) from a symmetric eigenproblem.
+
+    C1 C2 is similar to C1^(1/2) C2 C1^(1/2), which is symmetric positive
+    semi-definite, so the trace of the square root is the sum of the square roots
+    of that matrix's eigenvalues: no general (and unstable) matrix square root.
+    """
+    values, vectors = torch.linalg.eigh(cov1)
+    root1 = (vectors * values.clamp(min=0).sqrt()) @ vectors.T
+    middle = root1 @ cov2 @ root1
+    trace_root = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0).sqrt().sum()
+    return float((mu1 - mu2).square().sum() + cov1.trace() + cov2.trace() - 2 * trace_root)
+
+
+class _TestFeatures:
+    """The classifier's view of the test set, computed once per dataset."""
+
+    def __init__(self) -> None:
+        self._cache: dict[int, tuple[Tensor, Tensor]] = {}
+
+    def moments(self, data: Data) -> tuple[Tensor, Tensor]:
+        key = id(data.test)
+        if key not in self._cache:
+            if data.test is None:
+                raise ConfigError(f"mnist-fid needs a test set; dataset {data.name!r} has none")
+            features, _ = classify(_unit_images(data.decode(data.test.cpu()), data))
+            self._cache = {key: (features.mean(0), torch.cov(features.T))}
+        return self._cache[key]
+
+
+class MnistFID:
+    """Frechet distance between classifier features of G's samples and of the MNIST test set (lower is better)."""
+
+    higher_is_better = False
+
+    def __init__(self) -> None:
+        self._test = _TestFeatures()
+
+    def __call__(self, samples: Tensor, data: Data) -> dict[str, float]:
+        features, _ = classify(_unit_images(samples, data))
+        mu, cov = self._test.moments(data)
+        return {"mnist_fid": frechet_distance(features.mean(0), torch.cov(features.T), mu, cov)}
+
+
+def inception_score(probabilities: Tensor) -> float:
+    marginal = probabilities.mean(0, keepdim=True)
+    kl = (probabilities * (probabilities.clamp_min(1e-30).log() - marginal.clamp_min(1e-30).log())).sum(1)
+    return float(kl.mean().exp())
+
+
+class MnistScore:
+    """The Inception score computed with the MNIST classifier: 1 to 10, higher is better."""
+
+    higher_is_better = True
+
+    def __call__(self, samples: Tensor, data: Data) -> dict[str, float]:
+        _, probabilities = classify(_unit_images(samples, data))
+        return {"mnist_score": inception_score(probabilities)}
+
+
+def digit_histogram(probabilities: Tensor) -> Tensor:
+    return torch.bincount(probabilities.argmax(1), minlength=10).double() / len(probabilities)
+
+
+class MnistModes:
+    """How many of the 10 digits G draws, and the KL divergence of its digit histogram from uniform."""
+
+    def __init__(self, min_share: float = 0.01) -> None:
+        if not 0 < min_share < 0.1:
+            raise ConfigError(f"mnist-modes: min_share must be in (0, 0.1), got {min_share}")
+        self.min_share = min_share
+
+    def __call__(self, samples: Tensor, data: Data) -> dict[str, float]:
+        _, probabilities = classify(_unit_images(samples, data))
+        histogram = digit_histogram(probabilities)
+        present = histogram[histogram > 0]
+        return {
+            "mnist_modes": int((histogram >= self.min_share).sum()),
+            "mnist_kl_uniform": float((present * (present / 0.1).log()).sum()),
+        }
+
