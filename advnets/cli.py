@@ -159,14 +159,38 @@ def run(
     out: Annotated[Optional[Path], typer.Option(help="Run folder (default runs/<preset>-<timestamp>).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's files (sets dataset.data_dir).")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from its newest good checkpoint.")] = None,
+    nproc: Annotated[
+        Optional[int], typer.Option(help="Train with N processes on this machine (launches torchrun; DDP).")
+    ] = None,
     plugin: PluginFiles = None,
 ) -> None:
     """Train a GAN: a preset, plus any overrides, then Algorithm 1 with progress, grids and checkpoints."""
+    from . import distributed
+
+    if nproc is not None and not distributed.launched():
+        raise typer.Exit(distributed.launch_local(nproc, distributed.without_option(sys.argv[1:], "--nproc")))
+    if distributed.launched():
+        distributed.init_from_env(device or "auto")
+    try:
+        _run(preset, epochs, steps, device, seed, precision, set_, out, data_dir, resume, plugin)
+    except typer.Exit:
+        distributed.shutdown(wait=True)  # every rank stops alike (signal, fault): leave together
+        raise
+    except BaseException:
+        distributed.shutdown(wait=False)  # torchrun ends the other ranks
+        raise
+    distributed.shutdown(wait=True)
+
+
+def _run(preset, epochs, steps, device, seed, precision, set_, out, data_dir, resume, plugin) -> None:
+    from . import distributed
     from .config import load_config_file, parse_set, resolve
     from .console import ProgressDisplay, summary_table
     from .runs import resume_run, start_run
 
     registry = _plugins(plugin).registry
+    main = distributed.is_main()  # under torchrun only rank 0 talks
+    say = err_console.print if main else (lambda *args, **kwargs: None)
     display = ProgressDisplay(err_console)
     if resume is not None:
         fixed = {"--set": set_, "--seed": seed, "--out": out, "--precision": precision}
@@ -185,8 +209,8 @@ def run(
         if session.config.get("preset") and preset and preset != session.config["preset"]:
             raise ConfigError(f"{resume} is a run of preset {session.config['preset']!r}, not {preset!r}")
         for note in session.skipped:
-            err_console.print(note)
-        err_console.print(f"resuming {resume} from {session.resumed_from.name} (step {session.trainer.step})")
+            say(note)
+        say(f"resuming {resume} from {session.resumed_from.name} (step {session.trainer.step})")
     else:
         if preset is None:
             raise ConfigError("name a preset (advnets list components --kind preset) or a config.json, or --resume a run")
@@ -209,24 +233,24 @@ def run(
             config = resolve(registry, preset=preset, overrides=overrides)
         session = start_run(registry, config, out, extra_callbacks=[display])
     trainer = session.trainer
-    err_console.print(
-        f"[bold]{session.config.get('preset') or 'run'}[/] on {trainer.device} -> {session.run_dir}", highlight=False
-    )
+    processes = f" x {trainer.world_size} processes" if trainer.world_size > 1 else ""
+    say(f"[bold]{session.config.get('preset') or 'run'}[/] on {trainer.device}{processes} -> {session.run_dir}", highlight=False)
     with _StopOnSignal() as stopper:
         stopper.trainer = trainer
         try:
             session.fit()
         except KeyboardInterrupt:
             display.on_fit_end(trainer)
-            err_console.print(f"interrupted at step {trainer.step}; resume from the last checkpoint with:")
-            err_console.print(f"  advnets run --resume {session.run_dir}")
+            say(f"interrupted at step {trainer.step}; resume from the last checkpoint with:")
+            say(f"  advnets run --resume {session.run_dir}")
             raise typer.Exit(130) from None
-    err_console.print(summary_table(trainer, display, session.run_dir, session.checkpointer.last_path))
+    say(summary_table(trainer, display, session.run_dir, session.checkpointer.last_path))
     if trainer.fault is not None:
-        _error_line(f"{trainer.fault}; they are saved in {session.checkpointer.last_path}")
+        if main:
+            _error_line(f"{trainer.fault}; they are saved in {session.checkpointer.last_path}")
         raise typer.Exit(1)
     if stopper.signal is not None:
-        err_console.print(f"stopped early; resume with:  advnets run --resume {session.run_dir}")
+        say(f"stopped early; resume with:  advnets run --resume {session.run_dir}")
         raise typer.Exit(128 + stopper.signal)
 
 

@@ -117,6 +117,7 @@ def base_config() -> dict[str, Any]:
     config.update({slot: {"name": name} for slot, name in SLOT_DEFAULTS.items()})
     config["callbacks"] = {}
     config["eval"]["metrics"] = {}
+    config["distributed"] = {"world_size": 1}  # filled in by the run: the job's shape, not a setting
     return config
 
 
@@ -188,6 +189,8 @@ def apply_override(config: dict[str, Any], path: tuple[str, ...], value: Any) ->
         return
     if path == ("preset",):
         raise ConfigError("preset is chosen by `advnets run PRESET`, not by --set")
+    if path[0] == "distributed":
+        raise ConfigError("distributed describes the job torchrun started; use --nproc or torchrun's flags")
     setting = _setting(path)
     if setting is None:
         raise ConfigError(f"unknown setting {dotted!r}{close_matches(dotted, known_keys())}")
@@ -224,7 +227,7 @@ def _check_core(config: dict[str, Any], node: Mapping[str, Any] = CORE, prefix: 
     """Type-check the core settings and reject keys that are not settings."""
     allowed = set(node) | ({"metrics"} if prefix == "eval." else set())
     if prefix == "":
-        allowed |= {"preset", *SLOTS, "callbacks"}
+        allowed |= {"preset", *SLOTS, "callbacks", "distributed"}
     for key in config:
         if key not in allowed:
             dotted = f"{prefix}{key}"

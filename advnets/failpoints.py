@@ -1,10 +1,10 @@
 """Fault injection for the crash tests: SIGKILL this process at a named point.
 
 ``ADVNETS_FAILPOINTS="step=137"`` kills the process right after its 137th training
-step; ``"checkpoint-write=2"`` kills it half-way through writing its second
-checkpoint file (after some bytes are on disk, before the rename). Several
-points are separated by commas. Unset (always, outside tests), a hit costs one
-truth test.
+step; ``"checkpoint-write=2"`` kills it half-way through writing its second file
+(after some bytes are on disk, before the rename); ``"step=20@1"`` kills only the
+process whose RANK is 1 (under torchrun). Several points are separated by
+commas. Unset (always, outside tests), a hit costs one truth test.
 """
 
 from __future__ import annotations
@@ -16,15 +16,18 @@ from collections import Counter
 VARIABLE = "ADVNETS_FAILPOINTS"
 
 
-def _parse(text: str) -> dict[str, int]:
+def _parse(text: str, rank: str) -> dict[str, int]:
     points = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
+        item, _, only_rank = item.partition("@")
+        if only_rank and only_rank != rank:
+            continue
         name, _, count = item.partition("=")
         points[name] = int(count or 1)
     return points
 
 
-_points = _parse(os.environ.get(VARIABLE, ""))
+_points = _parse(os.environ.get(VARIABLE, ""), os.environ.get("RANK", "0"))
 _hits: Counter[str] = Counter()
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from . import distributed
 from .callbacks import Checkpointer, Evaluate, JsonlLogger
 from .checkpoint import load_checkpoint, newest_loadable, remove_unfinished_writes, write_json_atomic
 from .config import SLOTS, resolve
@@ -97,6 +98,8 @@ def build_trainer(
     # Order matters at the end of a run: the last evaluation is logged before the
     # final checkpoint (which holds the best value so far) and before the log closes.
     callbacks += [checkpointer, JsonlLogger(), *extra_callbacks]
+    if not distributed.is_main():  # under torchrun only rank 0 writes; a callback can ask for every rank
+        callbacks = [c for c in callbacks if getattr(c, "all_ranks", False)]
     trainer_config = config["trainer"]
     trainer = AdversarialTrainer(
         parts.generator,
@@ -108,7 +111,7 @@ def build_trainer(
         batch_size=trainer_config["batch_size"],
         k=trainer_config["k"],
         noise=trainer_config["noise"],
-        device=config["device"],
+        device=distributed.local_device(config["device"]),
         seed=config["seed"],
         callbacks=callbacks,
         log_every=trainer_config["log_every"],
@@ -125,11 +128,11 @@ def build_trainer(
     return trainer, checkpointer
 
 
-def new_run_dir(out: str | os.PathLike[str] | None, preset: str | None) -> Path:
+def new_run_dir(out: str | os.PathLike[str] | None, preset: str | None, check: bool = True) -> Path:
     """``--out DIR`` (must be new or empty), or ``runs/<preset>-<timestamp>`` made unique."""
     if out is not None:
         path = Path(out)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if check and path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise ConfigError(f"output folder {path} already exists and is not empty; choose another --out, or --resume it")
     else:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -147,14 +150,18 @@ def start_run(
     out: str | os.PathLike[str] | None = None,
     extra_callbacks: Iterable[Callback] = (),
 ) -> Run:
-    run_dir = new_run_dir(out, config.get("preset"))
+    main = distributed.is_main()
+    config["distributed"] = distributed.describe(config["trainer"]["batch_size"])
+    run_dir = new_run_dir(out, config.get("preset"), check=main)
+    run_dir = distributed.broadcast_path(run_dir)  # every rank names the folder rank 0 chose
     trainer, checkpointer = build_trainer(registry, config, run_dir, extra_callbacks)
     # Only now, with everything built and checked, does the run folder appear.
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run_dir / CONFIG_NAME, config)
-    except OSError as exc:
-        raise ConfigError(f"cannot create output folder {run_dir}: {exc.strerror or exc}") from None
+    if main:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(run_dir / CONFIG_NAME, config)
+        except OSError as exc:
+            raise ConfigError(f"cannot create output folder {run_dir}: {exc.strerror or exc}") from None
     return Run(config, run_dir, trainer, checkpointer)
 
 
@@ -177,7 +184,7 @@ def resume_run(
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"{run_dir}: no such run folder")
-    removed = remove_unfinished_writes(run_dir / "checkpoints")
+    removed = remove_unfinished_writes(run_dir / "checkpoints") if distributed.is_main() else []
     path, state, metadata, skipped = newest_loadable(run_dir / "checkpoints")
     skipped = removed + skipped
     config = metadata.get("config")
@@ -194,13 +201,15 @@ def resume_run(
         raise CheckpointError(f"{path}: {exc}") from None
     if steps is not None or epochs is not None:
         config["trainer"]["steps"], config["trainer"]["epochs"] = steps, epochs or config["trainer"]["epochs"]
+    config["distributed"] = distributed.describe(config["trainer"]["batch_size"])
     trainer, checkpointer = build_trainer(registry, config, run_dir, extra_callbacks)
     try:
         trainer.load_state_dict(state)
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: does not fit the model its config builds ({first})") from None
-    write_json_atomic(run_dir / CONFIG_NAME, config)
+    if distributed.is_main():
+        write_json_atomic(run_dir / CONFIG_NAME, config)
     return Run(config, run_dir, trainer, checkpointer, resumed_from=path, skipped=skipped)
 
 

@@ -24,8 +24,9 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
-from . import failpoints
+from . import distributed, failpoints
 from .data import Data
 from .errors import ConfigError
 from .losses import GANLoss
@@ -229,14 +230,18 @@ class AdversarialTrainer:
         self.noise = noise
         self.seed = secrets.randbits(63) if seed is None else seed
 
+        # Under torchrun, each of world_size processes takes its shard of every
+        # global minibatch of world_size * batch_size samples.
+        self.world_size, self.rank = distributed.world_size(), distributed.rank()
+
         # Data lives on the device; batches are drawn by index there.
         self._train = data.train.to(self.device)
-        self.batches_per_epoch = len(self._train) // batch_size
+        self.batches_per_epoch = len(self._train) // (batch_size * self.world_size)
         self.steps_per_epoch = self.batches_per_epoch // k
         if self.steps_per_epoch == 0:
             raise ConfigError(
                 f"the training set has {len(self._train)} samples, fewer than one step needs "
-                f"(k * batch_size = {k * batch_size})"
+                f"(k * batch_size * processes = {k * batch_size * self.world_size})"
             )
 
         default = adam(lr=2e-4, betas=(0.5, 0.999))
@@ -244,9 +249,19 @@ class AdversarialTrainer:
         self._d_params = [p for p in self.discriminator.parameters() if p.requires_grad]
         self.g_optimizer = (g_optimizer or default)(self._g_params)
         self.d_optimizer = (d_optimizer or default)(self._d_params)
+        # The modules whose updates average gradients over ranks: DDP wrappers under
+        # torchrun, the modules themselves otherwise. Passes that must not start a
+        # gradient reduction (G's samples for D's update, D inside G's update, the
+        # gradient penalty, sampling) use the plain modules.
+        self._g_update, self._d_update = self.generator, self.discriminator
+        if self.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._g_update = DistributedDataParallel(self.generator, device_ids=ids)
+            self._d_update = DistributedDataParallel(self.discriminator, device_ids=ids)
 
         # Separate random streams for noise and for the data order, so that what a
-        # callback does (sampling, evaluation) never shifts what training sees.
+        # callback does (sampling, evaluation) never shifts what training sees. Both
+        # are the same on every rank: ranks take different slices of what they draw.
         self._noise_rng = torch.Generator(device=self.device)
         self._noise_rng.manual_seed(self.seed + 1)
         self._data_rng = torch.Generator(device=self.device)
@@ -270,6 +285,8 @@ class AdversarialTrainer:
         self.joint_d_forward = (
             not has_batch_coupling(self.discriminator) if joint_d_forward is None else joint_d_forward
         )
+        if self.world_size > 1 and not self.joint_d_forward:  # DDP reduces once per forward pass
+            raise ConfigError("under torchrun the discriminator must see real and fake in one pass (no batch norm in D)")
         # G's exponential moving average: a copy that tracks G slowly (sampling uses it).
         self.ema_decay, self.ema_start = ema_decay, ema_start
         self.generator_ema: nn.Module | None = None
@@ -283,6 +300,7 @@ class AdversarialTrainer:
             "data": data.info(),
             "noise": noise,
             "latent_dim": self.latent_dim,
+            "world_size": self.world_size,
             **(metadata or {}),
         }
         self._clock: tuple[float, int] = (time.perf_counter(), 0)  # (time, step) at the last record
@@ -293,19 +311,20 @@ class AdversarialTrainer:
         """x(1..m) ~ p_data: the next minibatch of this epoch's random order."""
         if self._order is None:
             self._order = torch.randperm(len(self._train), generator=self._data_rng, device=self.device)
-        start = self._cursor * self.batch_size
+        start = (self._cursor * self.world_size + self.rank) * self.batch_size
         self._cursor += 1
         return self.data.decode(torch.index_select(self._train, 0, self._order[start : start + self.batch_size]))
 
     def _noise(self) -> Tensor:
-        """z(1..m) ~ p_z, fresh for every update."""
-        return draw_noise(self.batch_size, self.latent_dim, self.noise, self._noise_rng, self.device)
+        """z(1..m) ~ p_z, fresh for every update; under torchrun, this rank's slice of the global batch's noise."""
+        z = draw_noise(self.batch_size * self.world_size, self.latent_dim, self.noise, self._noise_rng, self.device)
+        return z if self.world_size == 1 else z[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
 
     def _d_logits(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
         if self.joint_d_forward:
             # One pass over [real; fake]: the same maths as two passes when no layer
             # couples samples within a batch, at half the kernel launches.
-            logits = self.discriminator(torch.cat((real, fake))).reshape(-1)
+            logits = self._d_update(torch.cat((real, fake))).reshape(-1)
             return logits[: len(real)], logits[len(real) :]
         return self.discriminator(real).reshape(-1), self.discriminator(fake).reshape(-1)
 
@@ -341,7 +360,7 @@ class AdversarialTrainer:
         # loss, or ascending log D(G(z)) for the non-saturating one, on fresh noise.
         # backward(inputs=theta_g) leaves D's weight gradients uncomputed: D is fixed here.
         with self._autocast():
-            fake_logits_g = discriminator(generator(self._noise())).reshape(-1)
+            fake_logits_g = discriminator(self._g_update(self._noise())).reshape(-1)
         g_loss = loss.generator_loss(fake_logits_g.float())
         g_norm = self._update(g_loss, self.g_optimizer, g_scaler, self._g_params, inputs=self._g_params)
         applied &= g_norm is not None
@@ -436,7 +455,7 @@ class AdversarialTrainer:
         """Means over the applied steps since the last call. A host-device sync point."""
         if self._stats_steps == 0:
             return {}
-        values = dict(zip(STAT_NAMES, (self._stats / self._stats_steps).tolist()))
+        values = dict(zip(STAT_NAMES, distributed.mean_over_ranks(self._stats / self._stats_steps).tolist()))
         self._stats.zero_()
         self._stats_steps = 0
         if not self.nan_guard:  # gradient norms are measured by the guard
@@ -461,7 +480,7 @@ class AdversarialTrainer:
         self.generator.train()
         self.discriminator.train()
         self._clock = (time.perf_counter(), self.step)
-        while self.step < self.target_step and not self.should_stop:
+        while self.step < self.target_step and not distributed.all_agree(self.should_stop, self.device):
             epoch_done = self.train_step()
             failpoints.hit("step")
             if self.step % self.log_every == 0:
@@ -479,7 +498,7 @@ class AdversarialTrainer:
         now = time.perf_counter()
         then, step_then = self._clock
         self._clock = (now, self.step)
-        samples = (self.step - step_then) * self.k * self.batch_size
+        samples = (self.step - step_then) * self.k * self.batch_size * self.world_size  # all ranks
         self.log(
             {
                 "event": "train",

@@ -36,6 +36,7 @@ class MLPGenerator(nn.Module):
         out_shape: list[int] = (1, 28, 28),
         activation: str = "relu",
         negative_slope: float = 0.2,
+        batchnorm: bool = False,
     ) -> None:
         super().__init__()
         hidden, out_shape = list(hidden), list(out_shape)
@@ -45,7 +46,10 @@ class MLPGenerator(nn.Module):
         layers: list[nn.Module] = []
         width = latent_dim
         for size in hidden:
-            layers += [nn.Linear(width, size), _activation(activation, negative_slope)]
+            layers.append(nn.Linear(width, size))
+            if batchnorm:  # as in DCGAN's generator: batch statistics keep the layers' scale in hand
+                layers.append(nn.BatchNorm1d(size))
+            layers.append(_activation(activation, negative_slope))
             width = size
         layers += [nn.Linear(width, math.prod(out_shape)), nn.Tanh()]
         self.net = nn.Sequential(*layers)
