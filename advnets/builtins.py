@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .callbacks import SampleGrid
 from .hookspecs import hookimpl
+from .loggers import BUILTIN_LOGGERS
 from .losses import BUILTIN_LOSSES
 from .metrics import Parzen
 from .optim import BUILTIN_OPTIMIZERS
@@ -19,5 +20,7 @@ def register_components(register):
         register(Component(kind="loss", name=name, factory=loss))
     for name, optimizer in BUILTIN_OPTIMIZERS.items():
         register(Component(kind="optimizer", name=name, factory=optimizer))
+    for name, logger in BUILTIN_LOGGERS.items():
+        register(Component(kind="logger", name=name, factory=logger))
     register(Component(kind="callback", name="sample-grid", factory=SampleGrid))
     register(Component(kind="metric", name="parzen", factory=Parzen))

@@ -6,11 +6,10 @@ Each writes into the trainer's ``run_dir``; none changes what training computes
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -18,7 +17,7 @@ from torch import Tensor
 from .checkpoint import BEST_NAME, checkpoint_name, save_checkpoint, step_checkpoints
 from .data import to_unit
 from .metrics import Metric, score
-from .errors import ConfigError
+from .errors import AdvnetsError, ConfigError
 from .trainer import AdversarialTrainer, Callback, draw_noise
 
 
@@ -46,30 +45,13 @@ def _require_run_dir(trainer: AdversarialTrainer, who: str) -> Path:
     return trainer.run_dir
 
 
-class JsonlLogger(Callback):
-    """Appends every log record to ``metrics.jsonl``, one JSON object per line."""
+def save_grid(samples: Tensor, model_range: Any, path: Path, nrow: int = 8) -> Tensor:
+    """Image samples in model space to a PNG grid on the [0, 1] scale; returns the grid (C, H, W)."""
+    from torchvision.utils import make_grid, save_image
 
-    def __init__(self, filename: str = "metrics.jsonl") -> None:
-        self.filename = filename
-        self._file: TextIO | None = None
-
-    def on_log(self, trainer: AdversarialTrainer, record: dict[str, Any]) -> None:
-        if self._file is None:
-            self._file = open(_require_run_dir(trainer, "jsonl logger") / self.filename, "a", encoding="utf-8")
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
-
-    def on_fit_end(self, trainer: AdversarialTrainer) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
-def save_grid(samples: Tensor, model_range: Any, path: Path, nrow: int = 8) -> None:
-    """Image samples in model space to a PNG grid on the [0, 1] scale."""
-    from torchvision.utils import save_image
-
-    save_image(to_unit(samples.detach().float().cpu(), model_range), str(path), nrow=nrow, padding=2)
+    grid = make_grid(to_unit(samples.detach().float().cpu(), model_range), nrow=nrow, padding=2)
+    save_image(grid, str(path))
+    return grid
 
 
 class SampleGrid(Callback):
@@ -106,7 +88,8 @@ class SampleGrid(Callback):
         with torch.no_grad():
             samples = generator(self._z)
         generator.train(was_training)
-        save_grid(samples, trainer.data.model_range, trainer.run_dir / "samples" / f"step_{trainer.step:09d}.png", self.nrow)
+        grid = save_grid(samples, trainer.data.model_range, trainer.run_dir / "samples" / f"step_{trainer.step:09d}.png", self.nrow)
+        trainer.log_image("samples", grid)
         self._last_step = trainer.step
 
     def on_step_end(self, trainer: AdversarialTrainer) -> None:
@@ -230,3 +213,15 @@ class Evaluate(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best_value = state.get("best_value")
+
+
+class TrainingPlots(Callback):
+    """At the end of a run: training.png (losses and D's outputs over the steps) and samples.gif."""
+
+    def on_fit_end(self, trainer: AdversarialTrainer) -> None:
+        from .plots import plot_run
+
+        try:
+            plot_run(_require_run_dir(trainer, "plots"), trainer.loss.equilibrium)
+        except AdvnetsError:  # nothing logged yet: no picture, and no reason to fail the run
+            pass

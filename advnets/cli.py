@@ -425,6 +425,31 @@ def eval_(
         err_console.print(f"wrote {target}")
 
 
+# --- plot --------------------------------------------------------------------------------
+
+
+@app.command()
+def plot(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder.")],
+    plugin: PluginFiles = None,
+) -> None:
+    """Draw a run's pictures: training.png (losses, D(x), D(G(z)), evaluations) and samples.gif."""
+    from .config import load_config_file
+    from .plots import plot_run
+
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: no such run folder")
+    equilibrium = None
+    if (run_dir / "config.json").is_file():
+        loss = load_config_file(run_dir / "config.json").get("loss") or {}
+        settings = {k: v for k, v in loss.items() if k != "name"}
+        registry = _plugins(plugin).registry
+        if ("loss", loss.get("name")) in registry:
+            equilibrium = registry.build("loss", loss["name"], **settings).equilibrium
+    for path in plot_run(run_dir, equilibrium):
+        out_console.print(f"wrote {path}")
+
+
 # --- entry point -----------------------------------------------------------------------
 
 

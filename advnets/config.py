@@ -12,7 +12,7 @@ It is built in four steps:
 
 A *component slot* (``generator``, ``loss``, ...) holds ``{"name": ..., **settings}``;
 ``--set loss=hinge`` picks another component and resets its settings to that
-component's defaults. A *component map* (``callbacks``, ``eval.metrics``) holds
+component's defaults. A *component map* (``callbacks``, ``loggers``, ``eval.metrics``) holds
 ``{name: settings}``; ``--set callbacks.sample-grid=null`` removes an entry and
 ``--set 'callbacks.sample-grid={}'`` adds one.
 """
@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from . import distributed
 from .errors import ConfigError, close_matches
 from .registry import Component, Registry, check_value, type_name
 
@@ -50,7 +51,7 @@ SLOTS = {
 }
 """Component slots and the kind of component each one holds."""
 
-MAPS = {("callbacks",): "callback", ("eval", "metrics"): "metric"}
+MAPS = {("callbacks",): "callback", ("loggers",): "logger", ("eval", "metrics"): "metric"}
 """Component maps: {name: settings} for several components of one kind."""
 
 CORE: dict[str, Any] = {
@@ -103,7 +104,7 @@ def core_defaults(node: Mapping[str, Any] = CORE) -> dict[str, Any]:
 
 def known_keys() -> list[str]:
     """Every dotted key a user can set at the top two levels (for close-match hints)."""
-    keys = ["preset", *SLOTS, "callbacks", "eval.metrics"]
+    keys = ["preset", *SLOTS, "callbacks", "loggers", "logger", "eval.metrics"]
     for key, value in CORE.items():
         keys.append(key)
         if isinstance(value, dict):
@@ -116,6 +117,7 @@ def base_config() -> dict[str, Any]:
     config.update({slot: None for slot in SLOTS})
     config.update({slot: {"name": name} for slot, name in SLOT_DEFAULTS.items()})
     config["callbacks"] = {}
+    config["loggers"] = {"jsonl": {}}
     config["eval"]["metrics"] = {}
     config["distributed"] = {"world_size": 1}  # filled in by the run: the job's shape, not a setting
     return config
@@ -162,6 +164,12 @@ def apply_override(config: dict[str, Any], path: tuple[str, ...], value: Any) ->
             config[head][path[1]] = value
         else:
             raise ConfigError(f"{dotted}: component settings are one level deep ({head}.SETTING)")
+        return
+    if path == ("logger",):  # --set logger=tensorboard, --set 'logger=["jsonl", "csv"]'
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ConfigError("logger must be a logger name or a list of names, e.g. logger=tensorboard")
+        config["loggers"] = {name: {} for name in names}
         return
     mapped = _map_path(path)
     if mapped is not None:
@@ -211,8 +219,8 @@ def merge_preset(config: dict[str, Any], preset: Mapping[str, Any], name: str) -
             if not isinstance(value, dict) or "name" not in value:
                 raise ConfigError(f"preset {name!r}: {key} must be {{'name': ..., settings...}}")
             config[key] = copy.deepcopy(value)
-        elif key == "callbacks":
-            config["callbacks"] = copy.deepcopy(value)
+        elif key in ("callbacks", "loggers"):
+            config[key] = copy.deepcopy(value)
         elif isinstance(value, dict) and isinstance(_setting((key,)), dict):
             for sub, sub_value in value.items():
                 apply_override(config, (key, sub), copy.deepcopy(sub_value))
@@ -227,7 +235,7 @@ def _check_core(config: dict[str, Any], node: Mapping[str, Any] = CORE, prefix: 
     """Type-check the core settings and reject keys that are not settings."""
     allowed = set(node) | ({"metrics"} if prefix == "eval." else set())
     if prefix == "":
-        allowed |= {"preset", *SLOTS, "callbacks", "distributed"}
+        allowed |= {"preset", *SLOTS, "callbacks", "loggers", "distributed"}
     for key in config:
         if key not in allowed:
             dotted = f"{prefix}{key}"
@@ -291,6 +299,7 @@ def resolve(
     _check_core(config)
     if config["seed"] is None:
         config["seed"] = secrets.randbits(31)
+    config["distributed"] = distributed.describe(config["trainer"]["batch_size"])  # this job's shape
     return config
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from . import distributed
-from .callbacks import Checkpointer, Evaluate, JsonlLogger
+from .callbacks import Checkpointer, Evaluate, TrainingPlots
 from .checkpoint import load_checkpoint, newest_loadable, remove_unfinished_writes, write_json_atomic
 from .config import SLOTS, resolve
 from .data import Data
@@ -97,7 +97,9 @@ def build_trainer(
         raise ConfigError("eval.best is set, but eval.metrics names no metric")
     # Order matters at the end of a run: the last evaluation is logged before the
     # final checkpoint (which holds the best value so far) and before the log closes.
-    callbacks += [checkpointer, JsonlLogger(), *extra_callbacks]
+    loggers = [registry.build("logger", name, **settings) for name, settings in config["loggers"].items()]
+    plots = [TrainingPlots()] if "jsonl" in config["loggers"] else []  # drawn from metrics.jsonl
+    callbacks += [checkpointer, *loggers, *plots, *extra_callbacks]
     if not distributed.is_main():  # under torchrun only rank 0 writes; a callback can ask for every rank
         callbacks = [c for c in callbacks if getattr(c, "all_ranks", False)]
     trainer_config = config["trainer"]
@@ -151,7 +153,6 @@ def start_run(
     extra_callbacks: Iterable[Callback] = (),
 ) -> Run:
     main = distributed.is_main()
-    config["distributed"] = distributed.describe(config["trainer"]["batch_size"])
     run_dir = new_run_dir(out, config.get("preset"), check=main)
     run_dir = distributed.broadcast_path(run_dir)  # every rank names the folder rank 0 chose
     trainer, checkpointer = build_trainer(registry, config, run_dir, extra_callbacks)
@@ -201,7 +202,6 @@ def resume_run(
         raise CheckpointError(f"{path}: {exc}") from None
     if steps is not None or epochs is not None:
         config["trainer"]["steps"], config["trainer"]["epochs"] = steps, epochs or config["trainer"]["epochs"]
-    config["distributed"] = distributed.describe(config["trainer"]["batch_size"])
     trainer, checkpointer = build_trainer(registry, config, run_dir, extra_callbacks)
     try:
         trainer.load_state_dict(state)

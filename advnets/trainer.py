@@ -136,6 +136,9 @@ class Callback:
     def on_log(self, trainer: AdversarialTrainer, record: dict[str, Any]) -> None:
         """A record for the logs: training statistics every ``log_every`` steps, or an evaluation."""
 
+    def on_image(self, trainer: AdversarialTrainer, tag: str, image: Tensor) -> None:
+        """A picture for the logs (C, H, W on [0, 1]): the fixed-noise sample grid, say."""
+
     def state_dict(self) -> dict[str, Any] | None:
         return None
 
@@ -517,6 +520,11 @@ class AdversarialTrainer:
         record["time"] = time.time()
         for callback in self.callbacks:
             callback.on_log(self, record)
+
+    def log_image(self, tag: str, image: Tensor) -> None:
+        """Send a picture (C, H, W on [0, 1]) to every callback's ``on_image``."""
+        for callback in self.callbacks:
+            callback.on_image(self, tag, image)
 
     def _notify(self, hook: str) -> None:
         for callback in self.callbacks:

@@ -1,0 +1,98 @@
+"""Loggers (jsonl, csv, tensorboard) and the pictures of a run (training.png, samples.gif)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from advnets.cli import app
+from advnets.plots import read_records
+
+runner = CliRunner()
+TOY = ["run", "toy-gaussian", "--seed", "1", "--set", "callbacks={}", "--set", "eval.every_epochs=1"]
+
+
+def test_csv_and_jsonl_loggers_write_the_same_records(tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, [*TOY, "--steps", "350", "--out", str(out), "--set", 'logger=["jsonl", "csv"]'])
+    assert result.exit_code == 0, result.output
+    jsonl = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    with open(out / "metrics-train.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [r["step"] for r in jsonl if r["event"] == "train"]
+    assert float(rows[0]["d_loss"]) == pytest.approx(next(r for r in jsonl if r["event"] == "train")["d_loss"])
+    with open(out / "metrics-eval.csv", newline="") as f:
+        evals = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in evals] == [156, 312, 350] and "w1" in evals[0]
+    # a resumed run appends under the same header
+    resumed = runner.invoke(app, ["run", "--resume", str(out), "--steps", "400"])
+    assert resumed.exit_code == 0, resumed.output
+    with open(out / "metrics-train.csv", newline="") as f:
+        lines = f.read().splitlines()
+    assert sum(line.startswith("step,") for line in lines) == 1 and lines[-1].startswith("400,")
+
+
+def test_only_the_chosen_loggers_run(tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, [*TOY, "--steps", "20", "--out", str(out), "--set", "logger=csv"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["loggers"] == {"csv": {"prefix": "metrics"}}
+    assert not (out / "metrics.jsonl").exists() and (out / "metrics-train.csv").exists()
+    assert not (out / "training.png").exists()  # the pictures are drawn from metrics.jsonl
+
+
+def test_tensorboard_logger_writes_scalars_and_sample_grids(tmp_path, mnist_dir):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        ["run", "mlp-mnist", "--steps", "30", "--out", str(out), "--data-dir", str(mnist_dir), "--set", "logger=tensorboard",
+         "--set", "eval.metrics={}", "--set", "trainer.log_every=10"],
+    )
+    assert result.exit_code == 0, result.output
+    events = EventAccumulator(str(out / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/d_loss")] == [10, 20, 30]
+    assert {"train/g_loss", "train/d_real", "train/d_fake", "train/samples_per_s"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Images("samples")] == [0, 30]  # the grids at the start and the end
+
+
+def test_a_run_leaves_its_training_curves_and_sample_animation(tmp_path, mnist_dir):
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        ["run", "mlp-mnist", "--steps", "40", "--out", str(out), "--data-dir", str(mnist_dir), "--set", "eval.metrics={}",
+         "--set", "trainer.log_every=10", "--set", "callbacks.sample-grid.every_steps=10"],
+    )
+    assert result.exit_code == 0, result.output
+    with Image.open(out / "training.png") as image:
+        assert image.format == "PNG" and image.width > 800
+    with Image.open(out / "samples.gif") as gif:
+        assert gif.n_frames == 5  # steps 0, 10, 20, 30, 40
+    (out / "training.png").unlink()
+    again = runner.invoke(app, ["plot", str(out)])
+    assert again.exit_code == 0 and (out / "training.png").exists()
+
+
+def test_records_of_a_resumed_run_count_once(tmp_path):
+    lines = [
+        {"event": "train", "step": 100, "d_loss": 1.0},
+        {"event": "train", "step": 200, "d_loss": 2.0},
+        {"event": "train", "step": 200, "d_loss": 2.5},  # the same step again after a resume
+        {"event": "eval", "step": 200, "w1": 0.1},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n{\"cut")
+    records = read_records(tmp_path)
+    assert [(r["event"], r["step"]) for r in records] == [("train", 100), ("eval", 200), ("train", 200)]
+    assert records[-1]["d_loss"] == 2.5
+
+
+def test_plot_of_a_folder_without_metrics(tmp_path):
+    result = runner.invoke(app, ["plot", str(tmp_path)])
+    assert result.exit_code == 2 and "no metrics.jsonl" in result.stderr
