@@ -1,5 +1,12 @@
-"""advnets: adversarial nets as a framework (Goodfellow et al. 2014, Algorithm 1)."""
+"""advnets: adversarial nets as a framework (Goodfellow et al. 2014, Algorithm 1).
 
+The Python API mirrors the command line: :func:`train`, :func:`resume`,
+:func:`load_generator`, :func:`evaluate`, :func:`build` and :func:`components`;
+:class:`AdversarialTrainer` plays the game with components you build yourself.
+Plugins use :class:`Component`, :func:`hookimpl` and :func:`preset_component`.
+"""
+
+from .api import build, components, configure, evaluate, load_generator, registry, resume, train
 from .config import preset_component
 from .data import Data
 from .errors import AdvnetsError, CheckpointError, ConfigError, PluginError
@@ -21,6 +28,14 @@ __all__ = [
     "GANLoss",
     "PluginError",
     "Registry",
+    "build",
+    "components",
+    "configure",
+    "evaluate",
     "hookimpl",
+    "load_generator",
     "preset_component",
+    "registry",
+    "resume",
+    "train",
 ]

@@ -30,7 +30,7 @@ from .config import SLOTS, resolve
 from .data import Data
 from .errors import AdvnetsError, CheckpointError, ConfigError
 from .registry import Registry
-from .trainer import AdversarialTrainer, Callback
+from .trainer import AdversarialTrainer, Callback, generate
 
 CONFIG_NAME = "config.json"
 DEFAULT_RUNS_DIR = "runs"
@@ -223,6 +223,10 @@ class LoadedGenerator:
     @property
     def noise(self) -> str:
         return self.metadata.get("noise", "normal")
+
+    def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
+        """n samples of this generator (eval mode, no gradients), in the model's space."""
+        return generate(self.generator, n, noise=self.noise, seed=seed)
 
 
 def load_generator(registry: Registry, path: str | os.PathLike[str], use_average: bool = True) -> LoadedGenerator:
