@@ -275,7 +275,7 @@ def list_components(
     for column in ("kind", "name", "summary", "plugin"):
         table.add_column(column, overflow="fold")
     for c in components:
-        table.add_row(c.kind, c.name, c.summary, c.plugin or "")
+        table.add_row(c.kind, c.name, escape(c.summary), c.plugin or "")
     out_console.print(table)
 
 
@@ -301,7 +301,7 @@ def list_plugins(
             info.name,
             info.version or "",
             info.source,
-            info.location,
+            escape(info.location),
             str(info.components),
             f"[red]{escape(info.error)}[/]" if info.error else "",
         )
@@ -323,26 +323,26 @@ def info(
     if as_json:
         print(json.dumps(_component_json(component), indent=2))
         return
-    out_console.print(f"[bold]{kind} {name}[/]  (plugin {component.plugin})")
-    out_console.print(component.summary)
+    out_console.print(f"[bold]{kind} {name}[/]  (plugin {escape(str(component.plugin))})")
+    out_console.print(escape(component.summary))
     defaults = component.defaults or {}
     if defaults:
         table = Table("setting", "default", "type")
         for key, value in defaults.items():
-            table.add_row(key, json.dumps(value), type_name(value) if value is not None else "any")
+            table.add_row(key, escape(json.dumps(value)), type_name(value) if value is not None else "any")
         out_console.print(table)
     if kind == "preset":
-        out_console.print(f"example: advnets run {name} --epochs 1")
+        out_console.print(f"example: advnets run {name} --epochs 1", markup=False)
     else:
         slot = {"optimizer": "g_optimizer", "metric": "eval.metrics", "callback": "callbacks"}.get(
             kind, kind if kind in SLOTS else None
         )
         if slot in ("eval.metrics", "callbacks"):
-            out_console.print(f"example: --set '{slot}.{name}={{}}'")
+            out_console.print(f"example: --set '{slot}.{name}={{}}'", markup=False)
         elif slot is not None:
             first = next(iter(defaults), None)
             extra = f" --set {slot}.{first}={json.dumps(defaults[first])}" if first else ""
-            out_console.print(f"example: --set {slot}={name}{extra}")
+            out_console.print(f"example: --set {slot}={name}{extra}", markup=False)
 
 
 # --- sample ----------------------------------------------------------------------------

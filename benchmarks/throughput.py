@@ -297,8 +297,11 @@ def main() -> None:
     parser.add_argument("--batches", default="32,256", help="batch sizes for the side-by-side rounds")
     parser.add_argument("--seconds", type=float, default=2.5, help="rough length of one contender's segment")
     parser.add_argument("--bf16", action="store_true", help="also time the trainer with --set trainer.precision=bf16")
+    parser.add_argument("--rss-steps", type=int, default=400, help="steps of the run whose peak memory is read")
     parser.add_argument("--json", default=str(REPO / "benchmarks" / "throughput.json"))
     args = parser.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        sys.exit("benchmark: CUDA is not available here")
 
     console = Console(width=160)
     device = torch.device(args.device)
@@ -351,8 +354,8 @@ def main() -> None:
         "fraction": achieved / statistics.median(matmul),
     }
     if device.type == "cpu":
-        console.print("peak memory of `advnets run mlp-mnist --steps 400`")
-        report["peak_rss_mib"] = peak_rss_of_a_run(data_dir, 400)
+        console.print(f"peak memory of `advnets run mlp-mnist --steps {args.rss_steps}`")
+        report["peak_rss_mib"] = peak_rss_of_a_run(data_dir, args.rss_steps)
     report["seconds"] = time.time() - started
     _print(report, console)
     Path(args.json).write_text(json.dumps(report, indent=2) + "\n")

@@ -182,3 +182,12 @@ def test_a_signal_stops_at_a_step_boundary_with_a_checkpoint(tmp_path, sig, code
     saved = sorted((out / "checkpoints").glob("step-*.safetensors"))
     state, metadata = load_checkpoint(saved[-1])
     assert 0 < metadata["step"] < 1000 * 156
+
+
+def test_info_works_for_every_registered_component(registry):
+    for component in registry.components():
+        result = invoke("info", component.kind, component.name)
+        assert result.exit_code == 0, (component.key, result.output)
+        assert component.summary in result.stdout and f"(plugin {component.plugin})" in result.stdout
+        for setting in component.defaults:
+            assert setting in result.stdout, (component.key, setting)

@@ -69,3 +69,102 @@ def test_the_python_examples_run_as_written(tmp_path, monkeypatch, index):
         assert namespace["samples"].shape == (1000, 1) and namespace["more"].shape == (5, 1)
     else:
         assert namespace["trainer"].epoch == 5
+
+
+# --- every command in the docs is run ------------------------------------------------------
+
+SHORT = ["--steps", "20"]  # appended to long training commands: the same command, stopped early
+RUN_DIR = "runs/mlp-mnist-20261130-101500"  # the example run folder the README's tour refers to
+# How each command of README.md and docs/*.md is exercised: run here as written ("run"), run
+# with arguments that only shorten it ("run", extra), run by another test ("test", where),
+# needing a GPU ("cuda": run here if there is one, else it must refuse cleanly), or not
+# runnable on one machine ("elsewhere", why).
+COMMANDS: dict[str, tuple] = {
+    "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest": ("test", ".ci/run runs it word for word"),
+    "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/advnets run mlp-mnist": ("test", "its set-up is the test command's; the run is `advnets run mlp-mnist` below"),
+    "advnets list components": ("run", []),
+    "advnets list components --kind preset": ("run", []),
+    "advnets list plugins": ("run", []),
+    "advnets info loss wasserstein": ("run", []),
+    "advnets run toy-gaussian": ("run", []),
+    "advnets run mlp-mnist --epochs 1": ("run", SHORT),
+    "advnets run mlp-mnist --set loss=hinge --set trainer.k=2 --set g_optimizer.lr=2e-4": ("run", SHORT),
+    f"advnets run {RUN_DIR}/config.json": ("run", SHORT),
+    f"advnets run --resume {RUN_DIR} --epochs 5": ("run", ["--steps", "30"]),
+    f"advnets sample {RUN_DIR} --n 64 --out grid.png": ("run", []),
+    "advnets list components --kind loss --plugin ~/my_loss.py": ("run", []),
+    "advnets run toy-gaussian --plugin ~/my_loss.py --set loss=soft-hinge --set loss.margin=0.5": ("run", SHORT),
+    "python benchmarks/throughput.py --bf16": ("test", "tests/test_benchmarks.py runs it with one short round"),
+    "python benchmarks/profile_step.py --batch 32": ("run", ["--steps", "3"]),
+    "pip install ./plugins/examples/advnets-dcgan": ("test", "tests/test_example_plugin.py"),
+    "advnets list components --from dcgan": ("test", "tests/test_example_plugin.py"),
+    "advnets run dcgan-mnist --epochs 1": ("test", "tests/test_example_plugin.py, shortened to 6 steps"),
+    "advnets run mlp-mnist --device cuda": ("cuda", SHORT),
+    "advnets run mlp-mnist --device cuda --precision bf16": ("cuda", SHORT),
+    "advnets run mlp-mnist --nproc 4 --device cuda": ("cuda", SHORT),
+    "torchrun --nproc-per-node 4 -m advnets run mlp-mnist --device cuda": ("cuda", SHORT),
+    "torchrun --nnodes 2 --nproc-per-node 8 --node-rank 0 --rdzv-backend c10d --rdzv-endpoint node0:29500 --rdzv-id mnist-1 -m advnets run mlp-mnist --device cuda --out /shared/runs/mnist-1": ("elsewhere", "needs two machines with 8 GPUs; the same rendezvous on one machine is tested by tests/test_distributed.py"),
+    "python benchmarks/throughput.py --device cuda --batches 32,1024": ("cuda", []),
+    "advnets run mlp-mnist --device cuda --precision bf16 --steps 20000": ("cuda", SHORT),
+    "advnets run mlp-mnist --device cuda --steps 20000": ("cuda", SHORT),
+    "advnets run mlp-mnist --nproc 1 --device cuda --steps 2000": ("cuda", SHORT),
+}
+
+
+def documented_commands() -> list[str]:
+    commands = []
+    for path in [REPO / "README.md", *sorted(DOCS.glob("*.md"))]:
+        for block in code_blocks(path, "bash"):
+            for line in block.replace("\\\n", " ").splitlines():
+                line = " ".join(line.split("  #")[0].split())
+                if line and not line.startswith("#"):
+                    commands.append(line)
+    return commands
+
+
+def test_every_documented_command_is_accounted_for():
+    documented = set(documented_commands())
+    assert documented - set(COMMANDS) == set(), "a documented command that no test runs"
+    assert set(COMMANDS) - documented == set(), "a command in this table that the docs no longer show"
+
+
+def shell(command: str, extra: list[str], cwd: Path, home: Path, mnist: Path) -> subprocess.CompletedProcess:
+    import shlex
+
+    words = [str(home / w[2:]) if w.startswith("~/") else w for w in shlex.split(command)] + extra
+    if words[0] == "advnets":
+        words = [sys.executable, "-m", "advnets", *words[1:]]
+    elif words[0] == "python":
+        words = [sys.executable, str(REPO / words[1]), *words[2:]]
+    elif words[0] == "torchrun":
+        words = [sys.executable, "-m", "torch.distributed.run", *words[1:]]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ADVNETS_")}, "HOME": str(home), "ADVNETS_DATA_DIR": str(mnist)}
+    return subprocess.run(words, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def tour(tmp_path_factory, mnist_dir):
+    """A folder to run the docs' commands in: the README's plugin in ~, and the example run folder."""
+    home = tmp_path_factory.mktemp("home")
+    plugin = next(b for b in code_blocks(REPO / "README.md", "python") if "register_components" in b)
+    (home / "my_loss.py").write_text(plugin)
+    cwd = tmp_path_factory.mktemp("cwd")
+    made = shell(f"advnets run mlp-mnist --out {RUN_DIR}", ["--steps", "20", "--set", "eval.metrics={}"], cwd, home, mnist_dir)
+    assert made.returncode == 0, made.stderr
+    return cwd, home, mnist_dir
+
+
+RUNNABLE = [c for c, (how, *_) in COMMANDS.items() if how in ("run", "cuda")]
+
+
+@pytest.mark.parametrize("command", RUNNABLE)
+def test_documented_command(command, tour):
+    import torch
+
+    cwd, home, mnist = tour
+    how, extra = COMMANDS[command]
+    result = shell(command, extra, cwd, home, mnist)
+    if how == "cuda" and not torch.cuda.is_available():
+        assert result.returncode != 0 and "CUDA is not available here" in result.stdout + result.stderr
+        return
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]

@@ -1,0 +1,29 @@
+"""The benchmark scripts run and report what docs/performance.md says they report (one short round)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_throughput_benchmark_runs_and_reports(tmp_path, mnist_dir):
+    out = tmp_path / "throughput.json"
+    command = [sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--data-dir", str(mnist_dir), "--rounds", "1",
+               "--seconds", "0.3", "--batches", "32", "--bf16", "--rss-steps", "30", "--json", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    row = report["batches"]["32"]
+    for name in ("seed", "hand", "trainer", "trainer bf16"):
+        assert row[name]["median"] > 0 and len(row[name]["rounds"]) == 1
+    assert row["trainer_over_seed"]["median"] > 0 and row["trainer_over_hand"]["median"] > 0
+    arithmetic = report["arithmetic"]
+    # 2 * (forward + backward) multiply-adds of both players' linear layers: tens of MFLOP per sample
+    assert 20e6 < arithmetic["flops_per_sample"] < 60e6
+    assert 0 < arithmetic["fraction"] < 1.5
+    assert 200 < report["peak_rss_mib"] < 4096
+    assert "samples/s" in result.stdout
