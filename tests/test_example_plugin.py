@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import site
 import subprocess
 import sys
@@ -39,7 +40,9 @@ def test_install_list_train_uninstall(fresh_venv, mnist_dir, tmp_path):
     before = json.loads(advnets(fresh_venv, "list", "plugins", "--json").stdout)
     assert "dcgan" not in {p["name"] for p in before}
 
-    pip(fresh_venv, "install", "--no-deps", str(EXAMPLE))  # advnets and torch come from the environment
+    source = tmp_path / "advnets-dcgan"  # a copy: building leaves build/ and egg-info behind
+    shutil.copytree(EXAMPLE, source)
+    pip(fresh_venv, "install", "--no-deps", str(source))  # advnets and torch come from the environment
 
     plugins = {p["name"]: p for p in json.loads(advnets(fresh_venv, "list", "plugins", "--json").stdout)}
     assert plugins["dcgan"]["version"] == "0.1.0" and plugins["dcgan"]["source"] == "entry point"

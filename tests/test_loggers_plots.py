@@ -45,17 +45,22 @@ def test_only_the_chosen_loggers_run(tmp_path):
     assert not (out / "training.png").exists()  # the pictures are drawn from metrics.jsonl
 
 
+def short_mnist_run(out, mnist_dir, steps: int, *settings: str) -> None:
+    """A few logged steps of mlp-mnist, without the (slow) evaluation."""
+    args = ["run", "mlp-mnist", "--steps", str(steps), "--out", str(out), "--data-dir", str(mnist_dir)]
+    args += ["--set", "eval.metrics={}", "--set", "trainer.log_every=10"]
+    for setting in settings:
+        args += ["--set", setting]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+
 def test_tensorboard_logger_writes_scalars_and_sample_grids(tmp_path, mnist_dir):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out = tmp_path / "run"
-    result = runner.invoke(
-        app,
-        ["run", "mlp-mnist", "--steps", "30", "--out", str(out), "--data-dir", str(mnist_dir), "--set", "logger=tensorboard",
-         "--set", "eval.metrics={}", "--set", "trainer.log_every=10"],
-    )
-    assert result.exit_code == 0, result.output
+    short_mnist_run(out, mnist_dir, 30, "logger=tensorboard")
     events = EventAccumulator(str(out / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
     events.Reload()
     assert [e.step for e in events.Scalars("train/d_loss")] == [10, 20, 30]
@@ -65,12 +70,7 @@ def test_tensorboard_logger_writes_scalars_and_sample_grids(tmp_path, mnist_dir)
 
 def test_a_run_leaves_its_training_curves_and_sample_animation(tmp_path, mnist_dir):
     out = tmp_path / "run"
-    result = runner.invoke(
-        app,
-        ["run", "mlp-mnist", "--steps", "40", "--out", str(out), "--data-dir", str(mnist_dir), "--set", "eval.metrics={}",
-         "--set", "trainer.log_every=10", "--set", "callbacks.sample-grid.every_steps=10"],
-    )
-    assert result.exit_code == 0, result.output
+    short_mnist_run(out, mnist_dir, 40, "callbacks.sample-grid.every_steps=10")
     with Image.open(out / "training.png") as image:
         assert image.format == "PNG" and image.width > 800
     with Image.open(out / "samples.gif") as gif:
