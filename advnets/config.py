@@ -69,6 +69,7 @@ CORE: dict[str, Any] = {
         "ema_start": Setting(0, int, "step at which the average starts following G"),
         "nan_guard": Setting(True, bool, "skip updates whose loss or gradients are not finite"),
         "max_bad_steps": Setting(10, int, "stop after this many steps in a row had a skipped update"),
+        "lr_schedule": Setting("constant", str, "constant, or linear / cosine decay of both learning rates to 0 at the last step"),
         "precision": Setting("32", str, "32, bf16 (autocast; CPU and CUDA) or 16 (float16 + gradient scaling; CUDA)"),
     },
     "checkpoint": {

@@ -125,6 +125,7 @@ def build_trainer(
         precision=trainer_config["precision"],
         nan_guard=trainer_config["nan_guard"],
         max_bad_steps=trainer_config["max_bad_steps"],
+        lr_schedule=trainer_config["lr_schedule"],
     )
     trainer.steps_for(steps=trainer_config["steps"], epochs=trainer_config["epochs"])  # checked before any folder exists
     return trainer, checkpointer

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import secrets
 import time
 from collections.abc import Iterable
@@ -33,6 +34,7 @@ from .losses import GANLoss
 from .optim import OptimizerMaker, adam
 
 NOISE_KINDS = ("normal", "uniform")
+LR_SCHEDULES = ("constant", "linear", "cosine")
 PRECISIONS = ("32", "bf16", "16")
 """float32; bfloat16 autocast (CPU and CUDA); float16 autocast with gradient scaling (CUDA)."""
 STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm")
@@ -171,6 +173,8 @@ class AdversarialTrainer:
             weights in float32); ``16`` (float16 autocast with gradient scaling, CUDA only).
         nan_guard: check every update's loss and gradients; skip the ones that are not finite.
         max_bad_steps: stop (``fault`` says why) after this many steps in a row had a skipped update.
+        lr_schedule: ``constant``, or both players' learning rates decayed to 0 at the last step of
+            ``fit``, ``linear``ly or along a half ``cosine``; a function of the step, so it resumes exactly.
     """
 
     def __init__(
@@ -197,6 +201,7 @@ class AdversarialTrainer:
         precision: str = "32",
         nan_guard: bool = True,
         max_bad_steps: int = 10,
+        lr_schedule: str = "constant",
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -210,6 +215,8 @@ class AdversarialTrainer:
             raise ConfigError(f"max_bad_steps must be >= 1, got {max_bad_steps}")
         if log_every < 1:
             raise ConfigError(f"log_every must be >= 1, got {log_every}")
+        if lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
         if noise not in NOISE_KINDS:
             raise ConfigError(f"noise must be one of {', '.join(NOISE_KINDS)}, got {noise!r}")
         self.device = resolve_device(device)
@@ -252,6 +259,8 @@ class AdversarialTrainer:
         self._d_params = [p for p in self.discriminator.parameters() if p.requires_grad]
         self.g_optimizer = (g_optimizer or default)(self._g_params)
         self.d_optimizer = (d_optimizer or default)(self._d_params)
+        self.lr_schedule = lr_schedule
+        self._base_lrs = [[group["lr"] for group in opt.param_groups] for opt in (self.g_optimizer, self.d_optimizer)]
         # The modules whose updates average gradients over ranks: DDP wrappers under
         # torchrun, the modules themselves otherwise. Passes that must not start a
         # gradient reduction (G's samples for D's update, D inside G's update, the
@@ -340,6 +349,8 @@ class AdversarialTrainer:
         """
         generator, discriminator, loss = self.generator, self.discriminator, self.loss
         d_scaler, g_scaler = self._scalers
+        if self.lr_schedule != "constant":
+            self._set_learning_rates()
 
         # Discriminator: k steps, each ascending (1/m) sum[log D(x) + log(1 - D(G(z)))],
         # i.e. descending the loss's discriminator_loss. G is held fixed: its samples
@@ -439,6 +450,14 @@ class AdversarialTrainer:
             scaler.step(optimizer)
             scaler.update()
         return norm
+
+    def _set_learning_rates(self) -> None:
+        """Learning rates for this step: the configured ones scaled down towards 0 at the last step."""
+        done = min(self.step / max(self.target_step, 1), 1.0)
+        factor = 1.0 - done if self.lr_schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * done))
+        for optimizer, bases in zip((self.g_optimizer, self.d_optimizer), self._base_lrs):
+            for group, base in zip(optimizer.param_groups, bases):
+                group["lr"] = base * factor
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self._autocast_dtype is None:

@@ -166,6 +166,7 @@ CASES = [
     ("negative interval", [*RUN, "--set", "checkpoint.every_steps=-1"], "every_epochs and every_steps must be >= 0", None),
     ("ema decay 1", [*RUN, "--set", "trainer.ema_decay=1.0"], "ema_decay must be in [0, 1)", None),
     ("unknown noise", [*RUN, "--set", "trainer.noise=laplace"], "noise must be one of normal, uniform", None),
+    ("unknown schedule", [*RUN, "--set", "trainer.lr_schedule=step"], "lr_schedule must be one of constant, linear, cosine", None),
     ("unknown precision", [*RUN, "--set", "trainer.precision=8"], "precision must be one of 32, bf16, 16", None),
     ("float16 on the CPU", [*RUN, "--set", "trainer.precision=16", "--device", "cpu"], "needs CUDA; on cpu use bf16", None),
     ("unknown device", [*RUN, "--device", "tpu"], "unknown device 'tpu'", None),

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import pytest
 import torch
 from torch import nn
 
-from advnets import AdversarialTrainer, ConfigError, Data
+from advnets import AdversarialTrainer, Callback, ConfigError, Data
 from advnets.checkpoint import load_checkpoint, save_checkpoint
 from advnets.losses import NonSaturatingLoss, WassersteinLoss
 
@@ -232,3 +233,30 @@ def test_generator_needs_a_latent_dim():
     generator = nn.Linear(2, 2)
     with pytest.raises(ConfigError, match="latent_dim"):
         AdversarialTrainer(generator, Discriminator(), NonSaturatingLoss(), Data(train=torch.randn(10, 2)), device="cpu")
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_learning_rate_schedules_decay_to_zero_and_resume_exactly(tmp_path, schedule):
+    lrs = []
+
+    class Record(Callback):
+        def on_step_end(self, trainer):
+            lrs.append(trainer.g_optimizer.param_groups[0]["lr"])
+
+    trainer = make_trainer(lr_schedule=schedule, callbacks=[Record()])
+    base = trainer.g_optimizer.param_groups[0]["lr"]
+    trainer.fit(steps=10)
+    expected = [base * (1 - s / 10) if schedule == "linear" else base * 0.5 * (1 + math.cos(math.pi * s / 10)) for s in range(10)]
+    assert lrs == pytest.approx(expected)
+    straight = make_trainer(lr_schedule=schedule, seed=2).fit(steps=10)
+    first = make_trainer(lr_schedule=schedule, seed=2).fit(steps=10)
+    half = make_trainer(lr_schedule=schedule, seed=2)
+    half.target_step = 10
+    for _ in range(4):
+        half.train_step()
+    save_checkpoint(tmp_path / "c.safetensors", half.state_dict(), {})
+    resumed = make_trainer(lr_schedule=schedule, seed=2)
+    resumed.load_state_dict(load_checkpoint(tmp_path / "c.safetensors")[0])
+    resumed.fit(steps=10)
+    assert all(torch.equal(x, y) for x, y in zip(params(straight.generator), params(resumed.generator)))
+    assert all(torch.equal(x, y) for x, y in zip(params(first.generator), params(straight.generator)))
