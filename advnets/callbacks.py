@@ -18,7 +18,7 @@ from .checkpoint import BEST_NAME, checkpoint_name, save_checkpoint, step_checkp
 from .data import to_unit
 from .metrics import Metric, score
 from .errors import AdvnetsError, ConfigError
-from .trainer import AdversarialTrainer, Callback, draw_noise
+from .trainer import AdversarialTrainer, Callback, draw_noise, eval_mode
 
 
 def _check_interval(owner: str, every_epochs: int, every_steps: int) -> None:
@@ -37,12 +37,6 @@ class Interval:
 
     def at_epoch(self, trainer: AdversarialTrainer) -> bool:
         return self.every_epochs > 0 and trainer.epoch % self.every_epochs == 0
-
-
-def _require_run_dir(trainer: AdversarialTrainer, who: str) -> Path:
-    if trainer.run_dir is None:
-        raise ConfigError(f"the {who} callback writes files: give the trainer a run_dir")
-    return trainer.run_dir
 
 
 def save_grid(samples: Tensor, model_range: Any, path: Path, nrow: int = 8) -> Tensor:
@@ -66,13 +60,16 @@ class SampleGrid(Callback):
         self._z: Tensor | None = None
         self._last_step = -1
 
-    def on_fit_start(self, trainer: AdversarialTrainer) -> None:
+    def check(self, trainer: AdversarialTrainer) -> None:
         if not trainer.data.is_image:
             raise ConfigError(
                 f"sample-grid needs image data (C, H, W) with a value range; dataset "
                 f"{trainer.data.name!r} gives samples of shape {trainer.data.sample_shape}"
             )
-        (_require_run_dir(trainer, "sample-grid") / "samples").mkdir(exist_ok=True)
+        trainer.require_run_dir("sample-grid")
+
+    def on_fit_start(self, trainer: AdversarialTrainer) -> None:
+        (trainer.require_run_dir("sample-grid") / "samples").mkdir(exist_ok=True)
         # Fixed noise, drawn on the CPU from the run's seed: the same grid positions on any device.
         rng = torch.Generator().manual_seed(trainer.seed)
         self._z = draw_noise(self.n, trainer.latent_dim, trainer.noise, rng, torch.device("cpu")).to(trainer.device)
@@ -82,12 +79,8 @@ class SampleGrid(Callback):
     def _save(self, trainer: AdversarialTrainer) -> None:
         if trainer.step == self._last_step:
             return
-        generator = trainer.sampling_generator
-        was_training = generator.training
-        generator.eval()
-        with torch.no_grad():
+        with eval_mode(trainer.sampling_generator) as generator, torch.no_grad():
             samples = generator(self._z)
-        generator.train(was_training)
         grid = save_grid(samples, trainer.data.model_range, trainer.run_dir / "samples" / f"step_{trainer.step:09d}.png", self.nrow)
         trainer.log_image("samples", grid)
         self._last_step = trainer.step
@@ -117,7 +110,7 @@ class Checkpointer(Callback):
 
     @staticmethod
     def folder(trainer: AdversarialTrainer) -> Path:
-        return _require_run_dir(trainer, "checkpoint") / "checkpoints"
+        return trainer.require_run_dir("checkpointing") / "checkpoints"
 
     def on_fit_start(self, trainer: AdversarialTrainer) -> None:
         self.folder(trainer).mkdir(exist_ok=True)
@@ -180,16 +173,20 @@ class Evaluate(Callback):
     def evaluate(self, trainer: AdversarialTrainer) -> dict[str, float]:
         return score(self.metrics, trainer.sample(self.n_samples, seed=self.seed), trainer.data)[0]
 
+    def check(self, trainer: AdversarialTrainer) -> None:
+        """Score a handful of samples now, so that a metric that cannot work fails before training."""
+        results = score(self.metrics, trainer.sample(min(self.n_samples, 64), seed=self.seed), trainer.data)[0]
+        if self.best is not None and self.best not in results:
+            raise ConfigError(f"eval.best is {self.best!r}, but the metrics report only {', '.join(results)}")
+
     def _run(self, trainer: AdversarialTrainer) -> None:
-        if trainer.step == self._last_step or not self.metrics:
+        if trainer.step == self._last_step:
             return
         self._last_step = trainer.step
         results = self.evaluate(trainer)
         trainer.log({"event": "eval", "step": trainer.step, "epoch": round(trainer.epoch_progress, 4), **results})
         if self.best is None:
             return
-        if self.best not in results:
-            raise ConfigError(f"eval.best is {self.best!r}, but the metrics report only {', '.join(results)}")
         value = results[self.best]
         better = self.best_value is None or (value < self.best_value if self.mode == "min" else value > self.best_value)
         if better and math.isfinite(value):
@@ -222,6 +219,6 @@ class TrainingPlots(Callback):
         from .plots import plot_run
 
         try:
-            plot_run(_require_run_dir(trainer, "plots"), trainer.loss.equilibrium)
+            plot_run(trainer.require_run_dir("the training plots"), trainer.loss.equilibrium)
         except AdvnetsError:  # nothing logged yet: no picture, and no reason to fail the run
             pass

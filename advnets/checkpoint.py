@@ -27,7 +27,7 @@ import torch
 from safetensors import SafetensorError
 
 from . import failpoints
-from .errors import CheckpointError
+from .errors import CheckpointError, first_line
 
 FORMAT = "advnets.checkpoint/1"
 SUFFIX = ".safetensors"
@@ -94,6 +94,14 @@ def write_atomic(path: Path, data: bytes) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
+        _write_and_rename(tmp, path, data)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot write ({exc.strerror or exc}); the previous file, if any, is untouched") from None
+    _fsync_dir(path.parent)
+
+
+def _write_and_rename(tmp: Path, path: Path, data: bytes) -> None:
+    try:
         with open(tmp, "wb") as f:
             view, half = memoryview(data), len(data) // 2
             f.write(view[:half])
@@ -106,7 +114,6 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -158,7 +165,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         tensors = safetensors.torch.load(data)
     except (SafetensorError, ValueError, RuntimeError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise CheckpointError(f"{path}: damaged safetensors file ({reason})") from None
     try:
         metadata = {key: json.loads(value) for key, value in raw_meta.items() if key != "format"}

@@ -170,7 +170,7 @@ def run(
     if nproc is not None and not distributed.launched():
         raise typer.Exit(distributed.launch_local(nproc, distributed.without_option(sys.argv[1:], "--nproc")))
     if distributed.launched():
-        distributed.init_from_env(device or "auto")
+        distributed.init_from_env()
     try:
         _run(preset, epochs, steps, device, seed, precision, set_, out, data_dir, resume, plugin)
     except typer.Exit:
@@ -193,8 +193,8 @@ def _run(preset, epochs, steps, device, seed, precision, set_, out, data_dir, re
     say = err_console.print if main else (lambda *args, **kwargs: None)
     display = ProgressDisplay(err_console)
     if resume is not None:
-        fixed = {"--set": set_, "--seed": seed, "--out": out, "--precision": precision}
-        given = [name for name, value in fixed.items() if value]
+        fixed = {"--set": set_ or None, "--seed": seed, "--out": out, "--precision": precision}
+        given = [name for name, value in fixed.items() if value is not None]
         if given:
             raise ConfigError(f"{', '.join(given)} cannot change a run being resumed; start a new run instead")
         session = resume_run(
@@ -204,10 +204,9 @@ def _run(preset, epochs, steps, device, seed, precision, set_, out, data_dir, re
             epochs=epochs,
             device=device,
             data_dir=None if data_dir is None else str(data_dir),
+            preset=preset,
             extra_callbacks=[display],
         )
-        if session.config.get("preset") and preset and preset != session.config["preset"]:
-            raise ConfigError(f"{resume} is a run of preset {session.config['preset']!r}, not {preset!r}")
         for note in session.skipped:
             say(note)
         say(f"resuming {resume} from {session.resumed_from.name} (step {session.trainer.step})")
@@ -364,8 +363,8 @@ def sample(
     from .samples import write_samples
     from .trainer import generate, resolve_device
 
-    if n < 1:
-        raise ConfigError(f"--n must be >= 1, got {n}")
+    if n < 1 or nrow < 1:
+        raise ConfigError(f"--n and --nrow must be >= 1, got {n} and {nrow}")
     loaded = load_generator(_plugins(plugin).registry, source, use_average=not raw)
     dev = resolve_device(device)
     samples = generate(loaded.generator.to(dev), n, noise=loaded.noise, seed=seed, device=dev)

@@ -279,7 +279,10 @@ def resolve(
     if base is not None:
         config = copy.deepcopy(dict(base))
         for section, default in base_config().items():
-            config.setdefault(section, copy.deepcopy(default))
+            given = config.setdefault(section, copy.deepcopy(default))
+            if isinstance(default, dict) and isinstance(given, dict) and section in CORE:
+                # a config from an older advnets (or written by hand) lacks newer settings
+                config[section] = {**copy.deepcopy(default), **given}
         unknown = sorted(set(config) - set(base_config()))
         if unknown:
             raise ConfigError(f"unknown setting {unknown[0]!r}{close_matches(unknown[0], known_keys())}")
@@ -298,6 +301,8 @@ def resolve(
     for prefix, kind in MAPS.items():
         _resolve_map(registry, config, prefix, kind)
     _check_core(config)
+    if config["seed"] is not None and not 0 <= config["seed"] < 2**63:
+        raise ConfigError(f"seed must be in [0, 2**63), got {config['seed']}")
     if config["seed"] is None:
         config["seed"] = secrets.randbits(31)
     config["distributed"] = distributed.describe(config["trainer"]["batch_size"])  # this job's shape

@@ -29,6 +29,8 @@ class Data:
 
     train: Tensor
     test: Tensor | None = None
+    valid: Tensor | None = None
+    """Held-out samples for choosing a metric's hyper-parameters (the Parzen window's sigma)."""
     raw_range: tuple[float, float] | None = None
     model_range: tuple[float, float] | None = None
     name: str = ""
@@ -38,8 +40,10 @@ class Data:
     def __post_init__(self) -> None:
         if not isinstance(self.train, Tensor) or self.train.dim() < 2 or len(self.train) == 0:
             raise ConfigError(f"dataset {self.name!r}: train must be a non-empty tensor of shape (N, ...)")
-        if self.test is not None and self.test.shape[1:] != self.train.shape[1:]:
-            raise ConfigError(f"dataset {self.name!r}: test samples have another shape than train samples")
+        for split in ("test", "valid"):
+            other = getattr(self, split)
+            if other is not None and other.shape[1:] != self.train.shape[1:]:
+                raise ConfigError(f"dataset {self.name!r}: {split} samples have another shape than train samples")
         if (self.raw_range is None) != (self.model_range is None):
             raise ConfigError(f"dataset {self.name!r}: give both raw_range and model_range, or neither")
 
@@ -51,13 +55,6 @@ class Data:
     def is_image(self) -> bool:
         """(C, H, W) samples with a known value range can be shown as a grid."""
         return len(self.sample_shape) == 3 and self.model_range is not None
-
-    def to(self, device: torch.device) -> Data:
-        return dataclasses.replace(
-            self,
-            train=self.train.to(device),
-            test=None if self.test is None else self.test.to(device),
-        )
 
     def decode(self, raw: Tensor) -> Tensor:
         """Stored values to float32 model inputs."""

@@ -3,7 +3,7 @@
 ``torchrun --nproc-per-node N -m advnets run PRESET ...`` starts N processes with
 RANK, LOCAL_RANK and WORLD_SIZE set; each calls :func:`init_from_env`, which joins
 the process group (``nccl`` on CUDA, ``gloo`` on the CPU) with a timeout, so that a
-rank that dies makes the others fail instead of hang. ``advnets run --nproc N``
+rank that dies makes the others fail instead of hang (torchrun also ends them). ``advnets run --nproc N``
 launches torchrun for the local machine.
 
 What every rank does alike and what it does alone is decided in the trainer:
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -27,7 +28,7 @@ import torch.distributed as dist
 from .errors import ConfigError
 
 TIMEOUT_VAR = "ADVNETS_DIST_TIMEOUT"
-DEFAULT_TIMEOUT_S = 300
+DEFAULT_TIMEOUT_S = 900  # long enough for rank 0's evaluations, short enough to end a hung job
 
 
 def world_size() -> int:
@@ -54,23 +55,18 @@ def local_device(device: str) -> str:
     return device
 
 
-def init_from_env(device: str) -> str:
-    """Join the process group torchrun describes; return this rank's device string."""
+def init_from_env() -> None:
+    """Join the process group torchrun describes (gloo for CPU tensors, nccl for CUDA ones)."""
     if not dist.is_available():
         raise ConfigError("this torch was built without torch.distributed")
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    wants_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-    if wants_cuda:
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r} asked for, but CUDA is not available here")
-        torch.cuda.set_device(local_rank)
-        device = f"cuda:{local_rank}"
-    elif device == "auto":
-        device = "cpu"
     timeout = _dt.timedelta(seconds=float(os.environ.get(TIMEOUT_VAR, DEFAULT_TIMEOUT_S)))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        backend = "cpu:gloo,cuda:nccl"
+    else:
+        backend = "gloo"
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if wants_cuda else "gloo", timeout=timeout)
-    return device
+        dist.init_process_group(backend, timeout=timeout)
 
 
 def shutdown(wait: bool) -> None:
@@ -86,7 +82,7 @@ def describe(batch_size: int) -> dict:
     size = world_size()
     return {
         "world_size": size,
-        "backend": dist.get_backend() if size > 1 else None,
+        "backend": str(dist.get_backend()) if size > 1 else None,
         "global_batch_size": batch_size * size,
         "learning_rate": "unscaled: each rank takes batch_size samples and DDP averages the gradients, "
         "so the global batch is batch_size x world_size at the configured learning rates",
@@ -98,7 +94,18 @@ def launch_local(nproc: int, argv: Sequence[str]) -> int:
     if nproc < 1:
         raise ConfigError(f"--nproc must be >= 1, got {nproc}")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "advnets", *argv]
-    return subprocess.call(command)
+    process = subprocess.Popen(command)
+    # Ctrl-C reaches torchrun too (same process group), and torchrun stops its workers at a
+    # step boundary: wait for that instead of dying first; pass SIGTERM on.
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signum)),
+    }
+    try:
+        return process.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def without_option(argv: Sequence[str], option: str) -> list[str]:
@@ -118,21 +125,20 @@ def broadcast_path(path: os.PathLike[str] | str) -> Path:
     """Rank 0's path on every rank (a timestamped run folder must not differ by a second)."""
     if world_size() == 1:
         return Path(path)
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
-    encoded = torch.tensor(list(str(path).encode()), dtype=torch.uint8, device=device)
-    length = torch.tensor([len(encoded)], dtype=torch.int64, device=device)
+    encoded = torch.tensor(list(str(path).encode()), dtype=torch.uint8)  # CPU tensors: gloo carries them
+    length = torch.tensor([len(encoded)], dtype=torch.int64)
     dist.broadcast(length, src=0)
-    buffer = encoded if rank() == 0 else torch.zeros(int(length.item()), dtype=torch.uint8, device=device)
+    buffer = encoded if rank() == 0 else torch.zeros(int(length.item()), dtype=torch.uint8)
     dist.broadcast(buffer, src=0)
     return Path(bytes(buffer.cpu().tolist()).decode())
 
 
-def all_agree(flag: bool, device: torch.device) -> bool:
-    """True on every rank if ``flag`` is true on any rank (a stop request, say)."""
+def all_agree(flag: bool, device: torch.device, require_all: bool = False) -> bool:
+    """The same answer on every rank: is ``flag`` true on any rank (or, with ``require_all``, on all)?"""
     if world_size() == 1:
         return flag
     value = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    dist.all_reduce(value, op=dist.ReduceOp.MIN if require_all else dist.ReduceOp.MAX)
     return bool(value.item())
 
 

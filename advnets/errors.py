@@ -31,3 +31,9 @@ def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> str:
     """Return ``" (did you mean: a, b?)"`` for the nearest candidates, or ``""``."""
     found = difflib.get_close_matches(word, sorted(set(candidates)), n=n, cutoff=0.5)
     return f" (did you mean: {', '.join(found)}?)" if found else ""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (its type's name if it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -112,6 +112,8 @@ def evaluate_real(
     show what a perfect generator would score (and Parzen keeps a fair footing:
     its kernel centres are not the images it scores).
     """
+    if n < 1:
+        raise ConfigError(f"--n must be >= 1, got {n}")
     config = resolve(registry, preset=preset)
     chosen = _metric_settings(config, metrics)
     data = _dataset(registry, config, data_dir)

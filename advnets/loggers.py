@@ -10,19 +10,12 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 from typing import Any, TextIO
 
 from torch import Tensor
 
 from .errors import ConfigError
 from .trainer import AdversarialTrainer, Callback
-
-
-def _run_dir(trainer: AdversarialTrainer, who: str) -> Path:
-    if trainer.run_dir is None:
-        raise ConfigError(f"the {who} logger writes files: give the trainer a run_dir")
-    return trainer.run_dir
 
 
 class JsonlLogger(Callback):
@@ -34,7 +27,7 @@ class JsonlLogger(Callback):
 
     def on_log(self, trainer: AdversarialTrainer, record: dict[str, Any]) -> None:
         if self._file is None:
-            self._file = open(_run_dir(trainer, "jsonl") / self.filename, "a", encoding="utf-8")
+            self._file = open(trainer.require_run_dir("the jsonl logger") / self.filename, "a", encoding="utf-8")
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
 
@@ -54,7 +47,7 @@ class CsvLogger(Callback):
     def on_log(self, trainer: AdversarialTrainer, record: dict[str, Any]) -> None:
         event = str(record.get("event", "log"))
         if event not in self._files:
-            path = _run_dir(trainer, "csv") / f"{self.prefix}-{event}.csv"
+            path = trainer.require_run_dir("the csv logger") / f"{self.prefix}-{event}.csv"
             fresh = not path.exists() or path.stat().st_size == 0
             handle = open(path, "a", encoding="utf-8", newline="")
             if fresh:
@@ -91,7 +84,7 @@ class TensorBoardLogger(Callback):
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(_run_dir(trainer, "tensorboard") / self.subdir))
+            self._writer = SummaryWriter(str(trainer.require_run_dir("the tensorboard logger") / self.subdir))
         return self._writer
 
     def on_log(self, trainer: AdversarialTrainer, record: dict[str, Any]) -> None:

@@ -4,8 +4,10 @@ The estimate of Goodfellow et al. (2014), as their code computed it
 (goodfeli/adversarial, ``parzen_ll.py``): G's samples are the centres of an
 isotropic Gaussian kernel of width sigma; sigma is picked from
 ``logspace(-1, 0, 10)`` by the mean log-likelihood of 1,000 validation images
-(MNIST train[50000:51000]); the score is the mean log-likelihood of the test
-images, with its standard error std / sqrt(N). Pixels are on the [0, 1] scale.
+(MNIST train[50000:51000]: the dataset's ``valid`` split, or the training samples
+``valid_start:valid_start+valid_size`` of a dataset without one); the score is the
+mean log-likelihood of the test images, with its standard error std / sqrt(N).
+Pixels are on the [0, 1] scale.
 
     log p(x) = logmeanexp_i( -||x - mu_i||^2 / (2 sigma^2) ) - d log(sigma sqrt(2 pi))
 
@@ -64,8 +66,6 @@ def parzen_log_likelihood(x: Tensor, centres: Tensor, sigmas: Tensor, chunk: int
 class Parzen:
     """Parzen-window log-likelihood of the test set in nats (Goodfellow et al. 2014, Table 1 protocol)."""
 
-    higher_is_better = True
-
     def __init__(
         self,
         sigma_min: float = 0.1,
@@ -86,10 +86,17 @@ class Parzen:
     def __call__(self, samples: Tensor, data: Data) -> dict[str, float]:
         if data.test is None:
             raise ConfigError(f"parzen needs a test set; dataset {data.name!r} has none")
-        if len(data.train) < self.valid.stop:
-            raise ConfigError(f"parzen: validation images {self.valid.start}:{self.valid.stop} are beyond the {len(data.train)} training images")
+        if data.valid is not None:
+            held_out = data.valid
+        elif len(data.train) >= self.valid.stop:
+            held_out = data.train[self.valid]
+        else:
+            raise ConfigError(
+                f"parzen: dataset {data.name!r} has no validation split, and training samples "
+                f"{self.valid.start}:{self.valid.stop} are beyond its {len(data.train)}"
+            )
         centres = to_unit(samples.detach().float().cpu(), data.model_range)
-        valid = to_unit(data.decode(data.train[self.valid].cpu()), data.model_range)
+        valid = to_unit(data.decode(held_out.cpu()), data.model_range)
         test = to_unit(data.decode(data.test[: self.n_test].cpu()), data.model_range)
         by_sigma = parzen_log_likelihood(valid, centres, self.sigmas).mean(0)
         best = int(by_sigma.argmax())

@@ -28,7 +28,7 @@ from .callbacks import Checkpointer, Evaluate, TrainingPlots
 from .checkpoint import load_checkpoint, newest_loadable, remove_unfinished_writes, write_json_atomic
 from .config import SLOTS, resolve
 from .data import Data
-from .errors import AdvnetsError, CheckpointError, ConfigError
+from .errors import AdvnetsError, CheckpointError, ConfigError, first_line
 from .registry import Registry
 from .trainer import AdversarialTrainer, Callback, generate
 
@@ -160,7 +160,18 @@ def start_run(
     # Only now, with everything built and checked, does the run folder appear.
     if main:
         try:
-            run_dir.mkdir(parents=True, exist_ok=True)
+            if out is None:  # a default name must be new, even if another run took it just now
+                base, n = run_dir, 1
+                while True:
+                    try:
+                        run_dir.mkdir(parents=True)
+                        break
+                    except FileExistsError:
+                        n += 1
+                        run_dir = base.with_name(f"{base.name}-{n}")
+                trainer.run_dir = run_dir
+            else:
+                run_dir.mkdir(parents=True, exist_ok=True)
             write_json_atomic(run_dir / CONFIG_NAME, config)
         except OSError as exc:
             raise ConfigError(f"cannot create output folder {run_dir}: {exc.strerror or exc}") from None
@@ -175,9 +186,10 @@ def resume_run(
     epochs: int | None = None,
     device: str | None = None,
     data_dir: str | None = None,
+    preset: str | None = None,
     extra_callbacks: Iterable[Callback] = (),
 ) -> Run:
-    """Continue a run from its newest checkpoint that loads.
+    """Continue a run from its newest checkpoint that loads (of ``preset``, if given).
 
     ``steps``/``epochs`` extend it; ``device`` and ``data_dir`` may change, as they
     do not change the maths (a change of device type re-seeds the noise and data
@@ -201,13 +213,17 @@ def resume_run(
         config = resolve(registry, base=config, overrides=overrides)
     except AdvnetsError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
+    if preset is not None and config.get("preset") not in (None, preset):
+        raise ConfigError(f"{run_dir} is a run of preset {config['preset']!r}, not {preset!r}")
     if steps is not None or epochs is not None:
-        config["trainer"]["steps"], config["trainer"]["epochs"] = steps, epochs or config["trainer"]["epochs"]
+        config["trainer"]["steps"] = steps
+        if epochs is not None:
+            config["trainer"]["epochs"] = epochs
     trainer, checkpointer = build_trainer(registry, config, run_dir, extra_callbacks)
     try:
         trainer.load_state_dict(state)
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise CheckpointError(f"{path}: does not fit the model its config builds ({first})") from None
     if distributed.is_main():
         write_json_atomic(run_dir / CONFIG_NAME, config)
@@ -251,6 +267,6 @@ def load_generator(registry: Registry, path: str | os.PathLike[str], use_average
     except AdvnetsError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise CheckpointError(f"{path}: does not fit the generator its config builds ({first})") from None
     return LoadedGenerator(generator, metadata, path, averaged)

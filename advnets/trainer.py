@@ -82,6 +82,17 @@ def latent_dim_of(generator: nn.Module) -> int:
     return latent_dim
 
 
+@contextlib.contextmanager
+def eval_mode(module: nn.Module):
+    """``module`` in eval mode (no dropout, running batch-norm statistics) for the block, then as it was."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
 @torch.no_grad()
 def generate(
     generator: nn.Module,
@@ -97,15 +108,10 @@ def generate(
     rng = torch.Generator(device=device)
     rng.manual_seed(secrets.randbits(63) if seed is None else seed)
     latent_dim = latent_dim_of(generator)
-    was_training = generator.training
-    generator.eval()
-    try:
-        parts = [
-            generator(draw_noise(min(chunk, n - i), latent_dim, noise, rng, device)) for i in range(0, n, chunk)
-        ]
-    finally:
-        generator.train(was_training)
-    return torch.cat(parts)
+    with eval_mode(generator):
+        return torch.cat(
+            [generator(draw_noise(min(chunk, n - i), latent_dim, noise, rng, device)) for i in range(0, n, chunk)]
+        )
 
 
 def has_batch_coupling(module: nn.Module) -> bool:
@@ -123,9 +129,15 @@ def has_batch_coupling(module: nn.Module) -> bool:
 class Callback:
     """Hooks the trainer calls; override the ones you need.
 
-    A callback that keeps state across a resume returns it from ``state_dict``
-    (tensors and JSON-able values) and takes it back in ``load_state_dict``.
+    ``check`` runs when the trainer is built, before anything is written: raise a
+    ConfigError there for settings that cannot work (so a run fails at once, not
+    hours in). A callback that keeps state across a resume returns it from
+    ``state_dict`` (tensors and JSON-able values) and takes it back in
+    ``load_state_dict``. Under torchrun callbacks run on rank 0 only, unless they
+    set ``all_ranks = True``.
     """
+
+    def check(self, trainer: AdversarialTrainer) -> None: ...
 
     def on_fit_start(self, trainer: AdversarialTrainer) -> None: ...
 
@@ -173,8 +185,9 @@ class AdversarialTrainer:
             weights in float32); ``16`` (float16 autocast with gradient scaling, CUDA only).
         nan_guard: check every update's loss and gradients; skip the ones that are not finite.
         max_bad_steps: stop (``fault`` says why) after this many steps in a row had a skipped update.
-        lr_schedule: ``constant``, or both players' learning rates decayed to 0 at the last step of
-            ``fit``, ``linear``ly or along a half ``cosine``; a function of the step, so it resumes exactly.
+        lr_schedule: ``constant``, or both players' learning rates decayed towards 0 over the steps
+            up to the end of ``fit``, ``linear``ly or along a half ``cosine``; a function of the
+            step, so a resumed run follows the same schedule.
     """
 
     def __init__(
@@ -271,9 +284,9 @@ class AdversarialTrainer:
             self._g_update = DistributedDataParallel(self.generator, device_ids=ids)
             self._d_update = DistributedDataParallel(self.discriminator, device_ids=ids)
 
-        # Separate random streams for noise and for the data order, so that what a
-        # callback does (sampling, evaluation) never shifts what training sees. Both
-        # are the same on every rank: ranks take different slices of what they draw.
+        # Separate random streams for noise and for the data order, so that sampling and
+        # evaluation in callbacks never shift what training sees. Both are the same on
+        # every rank: ranks take different slices of what they draw.
         self._noise_rng = torch.Generator(device=self.device)
         self._noise_rng.manual_seed(self.seed + 1)
         self._data_rng = torch.Generator(device=self.device)
@@ -304,7 +317,9 @@ class AdversarialTrainer:
         self.generator_ema: nn.Module | None = None
         if ema_decay > 0:
             self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
-            self._ema_pairs = (list(self.generator_ema.parameters()), self._g_params)
+            trained = [p.requires_grad for p in self.generator.parameters()]  # frozen ones never move
+            averaged = [q for q, t in zip(self.generator_ema.parameters(), trained) if t]
+            self._ema_pairs = (averaged, self._g_params)
         self.callbacks: list[Callback] = list(callbacks)
         self.log_every = log_every
         self.run_dir = None if run_dir is None else Path(run_dir)
@@ -316,6 +331,14 @@ class AdversarialTrainer:
             **(metadata or {}),
         }
         self._clock: tuple[float, int] = (time.perf_counter(), 0)  # (time, step) at the last record
+        for callback in self.callbacks:
+            callback.check(self)
+
+    def require_run_dir(self, who: str) -> Path:
+        """The run folder, for a callback that writes files; a clear error if there is none."""
+        if self.run_dir is None:
+            raise ConfigError(f"{who} writes files: give the trainer a run_dir")
+        return self.run_dir
 
     # --- data and noise -------------------------------------------------------
 
@@ -403,7 +426,8 @@ class AdversarialTrainer:
                 first = self.step + 1 - self._bad_run
                 self.fault = (
                     f"{self._bad_run} steps in a row had non-finite losses or gradients (steps {first + 1} to "
-                    f"{self.step + 1}); none of them changed the weights, which are those of step {first}"
+                    f"{self.step + 1}); their failed updates were skipped, so the weights carry no update "
+                    f"from a non-finite step"
                 )
                 self.should_stop = True
 
@@ -432,24 +456,26 @@ class AdversarialTrainer:
         """
         optimizer.zero_grad(set_to_none=True)
         (loss if scaler is None else scaler.scale(loss)).backward(inputs=inputs)
-        if not self.nan_guard:
-            norm = self._zero
-        else:
+        norm = self._zero
+        if self.nan_guard:
             norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
             finite = torch.isfinite(loss.detach())
             if scaler is None:
                 finite &= torch.isfinite(norm)
-            else:
+            else:  # overflowing scaled gradients are the scaler's to skip; the loss is ours
                 norm = norm / scaler.get_scale()
-            if not finite:  # a host-device sync per update: the price of never applying a bad step
+            # A host-device sync per update: the price of never applying a bad step. Under
+            # torchrun every rank must take the same decision, or their weights drift apart.
+            if not distributed.all_agree(bool(finite), self.device, require_all=True):
                 optimizer.zero_grad(set_to_none=True)
                 return None
         if scaler is None:
             optimizer.step()
-        else:
-            scaler.step(optimizer)
-            scaler.update()
-        return norm
+            return norm
+        scale = scaler.get_scale()
+        scaler.step(optimizer)
+        scaler.update()
+        return norm if scaler.get_scale() >= scale else None  # a lowered scale: the step was skipped
 
     def _set_learning_rates(self) -> None:
         """Learning rates for this step: the configured ones scaled down towards 0 at the last step."""
@@ -502,7 +528,10 @@ class AdversarialTrainer:
         self.generator.train()
         self.discriminator.train()
         self._clock = (time.perf_counter(), self.step)
-        while self.step < self.target_step and not distributed.all_agree(self.should_stop, self.device):
+        while self.step < self.target_step:
+            if distributed.all_agree(self.should_stop, self.device):
+                self.should_stop = True  # also on the ranks that did not ask: they stop alike
+                break
             epoch_done = self.train_step()
             failpoints.hit("step")
             if self.step % self.log_every == 0:
@@ -516,7 +545,7 @@ class AdversarialTrainer:
         return self
 
     def _log_training(self) -> None:
-        stats = self.pop_stats()  # host-device sync: the only one in the loop
+        stats = self.pop_stats()  # host-device sync (besides the NaN guard's, one per update)
         now = time.perf_counter()
         then, step_then = self._clock
         self._clock = (now, self.step)
@@ -546,8 +575,12 @@ class AdversarialTrainer:
             callback.on_image(self, tag, image)
 
     def _notify(self, hook: str) -> None:
-        for callback in self.callbacks:
-            getattr(callback, hook)(self)
+        # Callbacks sample with private generators; fork torch's global CPU stream too, so
+        # that a callback or metric drawing from it cannot shift dropout or the gradient
+        # penalty's draws in training.
+        with torch.random.fork_rng(devices=[]):
+            for callback in self.callbacks:
+                getattr(callback, hook)(self)
 
     @property
     def epoch_progress(self) -> float:
@@ -589,6 +622,7 @@ class AdversarialTrainer:
                 "skipped": self._skipped,
                 "bad_run": self._bad_run,
                 "device_type": self.device.type,
+                "world_size": self.world_size,
             },
             "stats": self._stats,
             "rng": rng,
@@ -617,6 +651,11 @@ class AdversarialTrainer:
             for scaler, scaler_state in zip(self._scalers, state["scalers"]):
                 scaler.load_state_dict(scaler_state)
         progress = state["progress"]
+        if progress.get("world_size", 1) != self.world_size:
+            raise ConfigError(
+                f"the checkpoint was trained by {progress.get('world_size', 1)} process(es); resume it with "
+                f"the same number (--nproc {progress.get('world_size', 1)}), not {self.world_size}"
+            )
         self.step, self.epoch, self._cursor = progress["step"], progress["epoch"], progress["cursor"]
         self.seed = progress["seed"]
         self._stats.copy_(state["stats"])

@@ -58,7 +58,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_debris(tmp_path, monkeypatch)
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "fsync", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CheckpointError, match="c.safetensors: cannot write \\(disk full\\); the previous file, if any, is untouched"):
         write_atomic(path, b"new contents that never land")
     assert path.read_bytes() == b"old contents"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.safetensors"]

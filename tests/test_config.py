@@ -105,3 +105,10 @@ def test_saved_config_with_unknown_keys_is_rejected(registry):
     config["trainer"]["bogus"] = 1
     with pytest.raises(ConfigError, match="unknown setting 'trainer.bogus'"):
         resolve(registry, base=config)
+
+
+def test_a_config_from_an_older_version_gets_the_newer_settings(registry):
+    config = resolved(registry, "seed=4")
+    del config["trainer"]["lr_schedule"], config["checkpoint"]["keep"]
+    again = resolve(registry, base=config)
+    assert again["trainer"]["lr_schedule"] == "constant" and again["checkpoint"]["keep"] == 3

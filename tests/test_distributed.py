@@ -79,6 +79,8 @@ def test_checkpoint_and_resume_under_ddp(tmp_path):
     resumed = torchrun("run", "--resume", str(tmp_path / "resumed"), "--steps", "60")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stderr
+    alone = single("run", "--resume", str(tmp_path / "resumed"), "--steps", "80")
+    assert alone.returncode == 2 and "trained by 2 process(es); resume it with the same number (--nproc 2), not 1" in alone.stderr
     a = weights(tmp_path / "straight" / "checkpoints" / "step-000000060.safetensors")
     b = weights(tmp_path / "resumed" / "checkpoints" / "step-000000060.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -260,3 +260,29 @@ def test_learning_rate_schedules_decay_to_zero_and_resume_exactly(tmp_path, sche
     resumed.fit(steps=10)
     assert all(torch.equal(x, y) for x, y in zip(params(straight.generator), params(resumed.generator)))
     assert all(torch.equal(x, y) for x, y in zip(params(first.generator), params(straight.generator)))
+
+
+def test_moving_average_with_frozen_generator_parameters():
+    torch.manual_seed(0)
+    generator = Generator()
+    generator.net[0].requires_grad_(False)  # a frozen first layer
+    trainer = AdversarialTrainer(
+        generator, Discriminator(), NonSaturatingLoss(), Data(train=torch.randn(64, 2)), device="cpu", batch_size=8, ema_decay=0.5
+    )
+    frozen = trainer.generator_ema.net[0].weight.clone()
+    trainer.fit(steps=3)
+    assert torch.equal(trainer.generator_ema.net[0].weight, frozen)
+    assert not torch.equal(trainer.generator_ema.net[2].weight, trainer.generator.net[2].weight)  # averaged, lagging
+
+
+def test_a_callback_drawing_from_the_global_rng_does_not_shift_training():
+    class Noisy(Callback):
+        def on_step_end(self, trainer):
+            torch.rand(100)  # a careless callback or metric
+
+    quiet = make_trainer(seed=8, loss=WassersteinLoss(gradient_penalty=10.0))  # the penalty draws from torch's RNG
+    noisy = make_trainer(seed=8, loss=WassersteinLoss(gradient_penalty=10.0), callbacks=[Noisy()])
+    for trainer in (quiet, noisy):
+        torch.manual_seed(3)
+        trainer.fit(steps=6)
+    assert all(torch.equal(x, y) for x, y in zip(params(quiet.discriminator), params(noisy.discriminator)))

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from advnets import AdversarialTrainer, Callback
+from advnets.trainer import eval_mode
 from advnets.errors import ConfigError
 
 GRID_POINTS = 200
@@ -31,13 +32,17 @@ class FigureOne(Callback):
         self.snapshots: list[dict[str, Any]] = []
         self._due: list[int] = []
 
-    def on_fit_start(self, trainer: AdversarialTrainer) -> None:
+    def check(self, trainer: AdversarialTrainer) -> None:
         if trainer.data.sample_shape != (1,):
             raise ConfigError(f"figure-1 draws 1-D data; dataset {trainer.data.name!r} has shape {trainer.data.sample_shape}")
-        if trainer.run_dir is None:
-            raise ConfigError("figure-1 writes a file: give the trainer a run_dir")
+        trainer.require_run_dir("figure-1")
+
+    def on_fit_start(self, trainer: AdversarialTrainer) -> None:
         target = trainer.target_step
-        self._due = sorted({round(i * target / max(self.panels - 1, 1)) for i in range(self.panels)})
+        if self.panels == 1:
+            self._due = [target]
+        else:
+            self._due = sorted({round(i * target / (self.panels - 1)) for i in range(self.panels)})
         self._capture(trainer)
 
     def _capture(self, trainer: AdversarialTrainer) -> None:
@@ -49,13 +54,10 @@ class FigureOne(Callback):
         hi = max(mu + 4 * sigma, float(samples.quantile(0.995)))
         grid = torch.linspace(lo, hi, GRID_POINTS, device=trainer.device).unsqueeze(1)
         z = torch.linspace(-1, 1, MAP_LINES, device=trainer.device).unsqueeze(1).expand(-1, trainer.latent_dim)
-        discriminator, generator = trainer.discriminator, trainer.sampling_generator
-        modes = discriminator.training, generator.training
-        discriminator.eval(), generator.eval()
-        with torch.no_grad():
-            d = torch.sigmoid(discriminator(grid).reshape(-1)).cpu()
-            gz = generator(z.contiguous()).reshape(-1).cpu()
-        discriminator.train(modes[0]), generator.train(modes[1])
+        with eval_mode(trainer.discriminator) as discriminator, eval_mode(trainer.sampling_generator) as generator:
+            with torch.no_grad():
+                d = torch.sigmoid(discriminator(grid).reshape(-1)).cpu()
+                gz = generator(z.contiguous()).reshape(-1).cpu()
         self.snapshots.append(
             {"step": trainer.step, "samples": samples, "grid": grid.reshape(-1).cpu(), "d": d, "z": z[:, 0].cpu(), "gz": gz}
         )

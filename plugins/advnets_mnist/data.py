@@ -20,11 +20,12 @@ from pathlib import Path
 import torch
 
 from advnets import Data
-from advnets.errors import ConfigError
+from advnets.errors import ConfigError, first_line
 
 from .idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 
 DATA_DIR_VAR = "ADVNETS_DATA_DIR"
+VALID = slice(50000, 51000)
 FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -79,7 +80,7 @@ def _download(root: Path, source: Source) -> None:
         for train in (True, False):
             dataset_class(root=str(root), train=train, download=True)  # checks each file's MD5
     except Exception as exc:  # torchvision raises RuntimeError, URLError, OSError...
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise ConfigError(
             f"{source.name}: not found in {root} and the download failed ({reason}); put "
             + ", ".join(f"{stem}.gz" for stem in FILES.values())
@@ -101,6 +102,8 @@ def _read_split(files: dict[str, Path], split: str, size: int) -> torch.Tensor:
 
 
 def load(source: Source, data_dir: str | None, download: bool, n_train: int | None = None) -> Data:
+    if data_dir is not None and not isinstance(data_dir, str):
+        raise ConfigError(f"dataset.data_dir must be a folder name (a string), got {data_dir!r}")
     if n_train is not None and not 1 <= n_train <= source.train_size:
         raise ConfigError(f"dataset.n_train must be in 1..{source.train_size}, got {n_train}")
     root = data_root(data_dir)
@@ -121,6 +124,9 @@ def load(source: Source, data_dir: str | None, download: bool, n_train: int | No
     return Data(
         train=train[:n_train].unsqueeze(1),  # (N, 1, 28, 28) uint8: 47 MB for MNIST's training set
         test=test.unsqueeze(1),
+        # The paper's validation images (its G trained on train[0:50000]); they stay the same
+        # whatever n_train is, so Parzen's sigma is always chosen on the same images.
+        valid=train[VALID].unsqueeze(1) if len(train) >= VALID.stop else None,
         raw_range=(0.0, 255.0),
         model_range=(-1.0, 1.0),  # to match the generator's Tanh
         name=source.name,

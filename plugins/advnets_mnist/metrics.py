@@ -72,8 +72,6 @@ class _TestFeatures:
 class MnistFID:
     """Frechet distance between classifier features of G's samples and of the MNIST test set (lower is better)."""
 
-    higher_is_better = False
-
     def __init__(self) -> None:
         self._test = _TestFeatures()
 
@@ -91,8 +89,6 @@ def inception_score(probabilities: Tensor) -> float:
 
 class MnistScore:
     """The Inception score computed with the MNIST classifier: 1 to 10, higher is better."""
-
-    higher_is_better = True
 
     def __call__(self, samples: Tensor, data: Data) -> dict[str, float]:
         _, probabilities = classify(_unit_images(samples, data))
