@@ -426,8 +426,7 @@ class AdversarialTrainer:
                 first = self.step + 1 - self._bad_run
                 self.fault = (
                     f"{self._bad_run} steps in a row had non-finite losses or gradients (steps {first + 1} to "
-                    f"{self.step + 1}); their failed updates were skipped, so the weights carry no update "
-                    f"from a non-finite step"
+                    f"{self.step + 1}); their updates were skipped, so the weights are those of step {first}"
                 )
                 self.should_stop = True
 

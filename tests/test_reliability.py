@@ -175,7 +175,7 @@ def test_too_many_bad_steps_in_a_row_stop_the_run_with_the_weights_from_before(t
     message = [line for line in faulted.stderr.splitlines() if line.startswith("error:")]
     assert len(message) == 1
     assert "5 steps in a row had non-finite losses or gradients (steps 121 to 125)" in message[0]
-    assert "which are those of step 120" in message[0] and "step-000000125.safetensors" in message[0]
+    assert "so the weights are those of step 120; they are saved in" in message[0] and "step-000000125.safetensors" in message[0]
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["skipped_steps"] == 5 and records[-1]["step"] == 125
     stopped, _ = load_checkpoint(out / "checkpoints" / "step-000000125.safetensors")
