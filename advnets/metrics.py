@@ -105,4 +105,7 @@ class Parzen:
             "parzen": float(scores.mean()),
             "parzen_se": float(scores.std(unbiased=False) / math.sqrt(len(scores))),
             "parzen_sigma": float(self.sigmas[best]),
+            # the validation images' mean at that sigma: what to pick a checkpoint by (eval.best),
+            # since picking by the test set's number would tune on the test set
+            "parzen_valid": float(by_sigma[best]),
         }

@@ -144,7 +144,7 @@ def test_a_short_real_run_from_the_command_line(mnist_dir, tmp_path, cli):
     # the preset's metrics ran at the end of the run
     (evaluation,) = [r for r in lines if r["event"] == "eval"]
     assert evaluation["step"] == 300
-    assert {"parzen", "parzen_se", "parzen_sigma", "mnist_fid", "mnist_score", "mnist_modes", "mnist_kl_uniform"} <= set(evaluation)
+    assert {"parzen", "parzen_se", "parzen_sigma", "parzen_valid", "mnist_fid", "mnist_score", "mnist_modes", "mnist_kl_uniform"} <= set(evaluation)
     assert (out / "samples" / "step_000000300.png").is_file() and (out / "samples" / "step_000000000.png").is_file()
     config = json.loads((out / "config.json").read_text())
     assert config["dataset"]["data_dir"] is None and config["trainer"]["steps"] == 300

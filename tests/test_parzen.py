@@ -63,3 +63,5 @@ def test_protocol_picks_the_validation_sigma_and_reports_the_standard_error():
     scores = parzen_log_likelihood(data.test, samples, torch.tensor([result["parzen_sigma"]]))[:, 0]
     assert result["parzen"] == pytest.approx(scores.mean().item())
     assert result["parzen_se"] == pytest.approx(scores.std(unbiased=False).item() / math.sqrt(300))
+    valid = parzen_log_likelihood(data.train[:200], samples, torch.tensor([result["parzen_sigma"]]))[:, 0]
+    assert result["parzen_valid"] == pytest.approx(valid.mean().item())
