@@ -156,14 +156,22 @@ class HandLoop(SeedLoop):
 class TrainerRun:
     """AdversarialTrainer on the mlp-mnist preset, set up exactly as `advnets run` sets it up."""
 
-    def __init__(self, batch_size: int, data_dir: Path, device: torch.device, precision: str = "32") -> None:
+    def __init__(
+        self,
+        batch_size: int,
+        data_dir: Path,
+        device: torch.device,
+        precision: str = "32",
+        settings: dict[str, object] | None = None,
+        name: str | None = None,
+    ) -> None:
         from advnets.config import resolve
         from advnets.console import ProgressDisplay
         from advnets.plugins import load_plugins
         from advnets.runs import start_run
         from advnets.trainer import Callback
 
-        self.name = "trainer" if precision == "32" else f"trainer {precision}"
+        self.name = name or ("trainer" if precision == "32" else f"trainer {precision}")
         registry = load_plugins().registry
         overrides = [
             (("dataset", "data_dir"), str(data_dir)),
@@ -171,6 +179,10 @@ class TrainerRun:
             (("device",), str(device)),
             (("seed",), 0),
             (("trainer", "precision"), precision),
+            # The preset's metrics run at the end of every fit, and each segment here is a fit:
+            # once per run for a user, never inside the timed steps, so off here to save minutes.
+            (("eval", "metrics"), {}),
+            *((tuple(key.split(".")), value) for key, value in (settings or {}).items()),
         ]
         config = resolve(registry, preset="mlp-mnist", overrides=overrides)
         self.out = Path(tempfile.mkdtemp(prefix="advnets-bench-")) / "run"
