@@ -73,7 +73,9 @@ def test_the_python_examples_run_as_written(tmp_path, monkeypatch, index):
 
 # --- every command in the docs is run ------------------------------------------------------
 
-SHORT = ["--steps", "20"]  # appended to long training commands: the same command, stopped early
+# appended to long training commands: the same command, stopped early, its closing evaluation on fewer samples
+SHORT = ["--steps", "20", "--set", "eval.n_samples=2000"]
+FEWER = ["--n", "2000"]  # appended to evaluations: the same metrics on fewer samples
 RUN_DIR = "runs/mlp-mnist-20261130-101500"  # the example run folder the README's tour refers to
 # How each command of README.md and docs/*.md is exercised: run here as written ("run"), run
 # with arguments that only shorten it ("run", extra), run by another test ("test", where),
@@ -92,8 +94,13 @@ COMMANDS: dict[str, tuple] = {
     f"advnets run {RUN_DIR}/config.json": ("run", SHORT),
     f"advnets run --resume {RUN_DIR} --epochs 5": ("run", ["--steps", "30"]),
     f"advnets sample {RUN_DIR} --n 64 --out grid.png": ("run", []),
-    f"advnets eval {RUN_DIR}": ("run", []),
-    "advnets eval --real mlp-mnist": ("run", []),
+    f"advnets eval {RUN_DIR}": ("run", FEWER),
+    "advnets eval --real mlp-mnist": ("run", FEWER),
+    "advnets run mlp-mnist-fast --seed 0 --out runs/fast": ("run", SHORT),
+    "advnets eval runs/fast/checkpoints/best.safetensors": ("run", FEWER),
+    "advnets eval runs/fast/checkpoints/best.safetensors --raw": ("run", FEWER),
+    "advnets run mlp-mnist --seed 0 --out runs/lecture": ("run", SHORT),
+    "advnets eval runs/lecture": ("run", FEWER),
     f"advnets plot {RUN_DIR}": ("run", []),
     "advnets run toy-gaussian --nproc 2": ("run", SHORT),
     "advnets run mlp-mnist --precision bf16 --set logger=tensorboard": ("run", SHORT),
@@ -101,6 +108,7 @@ COMMANDS: dict[str, tuple] = {
     "advnets run toy-gaussian --plugin ~/my_loss.py --set loss=soft-hinge --set loss.margin=0.5": ("run", SHORT),
     "python benchmarks/throughput.py --bf16": ("test", "tests/test_benchmarks.py runs it with one short round"),
     "python benchmarks/profile_step.py --batch 32": ("run", ["--steps", "3"]),
+    "python benchmarks/ablations.py --batch 32": ("run", ["--rounds", "1", "--steps", "5", "--json", "ablations.json"]),
     "pip install ./plugins/examples/advnets-dcgan": ("test", "tests/test_example_plugin.py"),
     "advnets list components --from dcgan": ("test", "tests/test_example_plugin.py"),
     "advnets run dcgan-mnist --epochs 1": ("test", "tests/test_example_plugin.py, shortened to 6 steps"),
@@ -154,7 +162,7 @@ def tour(tmp_path_factory, mnist_dir):
     plugin = next(b for b in code_blocks(REPO / "README.md", "python") if "register_components" in b)
     (home / "my_loss.py").write_text(plugin)
     cwd = tmp_path_factory.mktemp("cwd")
-    made = shell(f"advnets run mlp-mnist --out {RUN_DIR}", ["--steps", "20", "--set", "eval.n_samples=2000"], cwd, home, mnist_dir)
+    made = shell(f"advnets run mlp-mnist --out {RUN_DIR}", SHORT, cwd, home, mnist_dir)
     assert made.returncode == 0, made.stderr
     return cwd, home, mnist_dir
 
