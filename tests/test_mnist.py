@@ -129,6 +129,17 @@ def test_the_preset_is_the_seeds_recipe(registry):
         assert config[side]["name"] == "adam" and config[side]["lr"] == 1e-4 and config[side]["betas"] == [0.9, 0.999]
 
 
+def test_the_fast_preset_never_trains_on_its_parzen_validation_images(registry, mnist_dir):
+    config = resolve(registry, preset="mlp-mnist-fast")
+    assert config["eval"]["best"] == "parzen_valid" and config["eval"]["mode"] == "max"
+    assert set(config["eval"]["metrics"]) == {"parzen", "mnist-fid", "mnist-score", "mnist-modes"}
+    settings = {k: v for k, v in config["dataset"].items() if k not in ("name", "data_dir")}
+    data = registry.build("dataset", "mnist", **{**settings, "data_dir": str(mnist_dir), "download": False})
+    full = mnist(str(mnist_dir), download=False)
+    assert len(data.train) == 50000 and torch.equal(data.train, full.train[:50000])
+    assert torch.equal(data.valid, full.train[50000:51000])  # what parzen picks sigma and best.safetensors by
+
+
 @pytest.mark.slow
 def test_a_short_real_run_from_the_command_line(mnist_dir, tmp_path, cli):
     """A few hundred steps of `advnets run mlp-mnist` on the real data, through the real CLI."""
