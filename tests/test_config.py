@@ -45,7 +45,7 @@ def test_preset_fills_every_component_with_its_defaults(registry):
     assert config["g_optimizer"]["name"] == "adam" and config["g_optimizer"]["eps"] == 1e-8
     assert config["loss"] == {"name": "non-saturating"}
     assert config["seed"] == 1
-    assert set(config["eval"]["metrics"]) == {"gaussian-w1", "gaussian-ks"}
+    assert set(config["eval"]["metrics"]) == {"gaussian-w1", "gaussian-ks", "gaussian-js"}
 
 
 def test_choosing_another_component_resets_its_settings(registry):
@@ -57,7 +57,7 @@ def test_choosing_another_component_resets_its_settings(registry):
 
 def test_component_maps_add_and_remove(registry):
     config = resolved(registry, "callbacks.figure-1=null", "eval.metrics.gaussian-ks=null")
-    assert config["callbacks"] == {} and set(config["eval"]["metrics"]) == {"gaussian-w1"}
+    assert config["callbacks"] == {} and set(config["eval"]["metrics"]) == {"gaussian-w1", "gaussian-js"}
     config = resolved(registry, "callbacks.figure-1.panels=6")
     assert config["callbacks"]["figure-1"]["panels"] == 6
 

@@ -10,7 +10,7 @@ import torch
 
 from advnets.config import resolve
 from advnets.runs import start_run
-from advnets_gaussian.metrics import ks_statistic, normal_cdf, wasserstein_1
+from advnets_gaussian.metrics import histogram_js, ks_statistic, normal_cdf, wasserstein_1
 
 MU, SIGMA = 4.0, 0.5
 
@@ -49,6 +49,39 @@ def test_ks_statistic_known_answers():
     assert ks_statistic(samples, MU, SIGMA) == pytest.approx(brute, abs=2e-3)
 
 
+def direct_js(samples: list[float], mu: float, sigma: float, bins: int, width: float) -> float:
+    """The same divergence by hand, one bin at a time with math.erf."""
+    lo, step = mu - width * sigma, 2 * width * sigma / bins
+    edges = [lo + i * step for i in range(bins + 1)]
+    cdf = [0.0] + [0.5 * (1 + math.erf((e - mu) / (sigma * math.sqrt(2)))) for e in edges] + [1.0]
+    counts = [0] * (bins + 2)
+    for x in samples:
+        counts[sum(1 for e in edges if x >= e)] += 1
+    total = 0.0
+    for i in range(bins + 2):
+        p, q = counts[i] / len(samples), cdf[i + 1] - cdf[i]
+        m = (p + q) / 2
+        total += (p * math.log(p / m) if p > 0 else 0.0) + (q * math.log(q / m) if q > 0 else 0.0)
+    return total / 2
+
+
+@pytest.mark.parametrize("shift, scale, bins", [(0.0, 1.0, 50), (0.4, 1.0, 50), (0.0, 2.0, 20), (-3.0, 0.3, 7)])
+def test_histogram_js_matches_a_direct_computation(shift, scale, bins):
+    samples = torch.randn(3000, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * SIGMA * scale + MU + shift
+    expected = direct_js(samples.tolist(), MU, SIGMA, bins, 4.0)
+    assert histogram_js(samples, MU, SIGMA, bins=bins) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_histogram_js_known_answers():
+    n = 100_000
+    quantiles = MU + SIGMA * math.sqrt(2) * torch.erfinv(2 * (torch.arange(1, n + 1, dtype=torch.float64) - 0.5) / n - 1)
+    assert histogram_js(quantiles, MU, SIGMA) < 1e-6  # the target's own quantiles fill each bin with its mass
+    # all samples far above: disjoint from the target except its tail beyond 4 sigma (3.2e-5), so nearly log 2
+    far = torch.full((100,), MU + 50 * SIGMA, dtype=torch.float64)
+    assert histogram_js(far, MU, SIGMA) == pytest.approx(math.log(2), abs=1e-3)
+    assert histogram_js(far, MU, SIGMA) < math.log(2)
+
+
 def test_toy_gaussian_learns_the_target_and_draws_figure_1(registry, tmp_path):
     """The full toy-gaussian preset (40 epochs, about 10 s): W1 to N(4, 0.5^2) falls from ~4 to under 0.15."""
     config = resolve(registry, preset="toy-gaussian", overrides=[(("seed",), 0)])
@@ -60,6 +93,7 @@ def test_toy_gaussian_learns_the_target_and_draws_figure_1(registry, tmp_path):
     assert evals[-1]["step"] == run.trainer.step == 40 * run.trainer.steps_per_epoch
     assert evals[-1]["w1"] < 0.15, evals[-1]
     assert evals[-1]["ks"] < 0.15, evals[-1]
+    assert evals[-1]["js"] < 0.05 and evals[0]["js"] > 0.5, evals
     # D ends near its equilibrium output 1/2 on both real and generated samples (Theorem 1)
     assert abs(train[-1]["d_real"] - 0.5) < 0.05 and abs(train[-1]["d_fake"] - 0.5) < 0.05
     figure = tmp_path / "run" / "figure1.png"

@@ -1,7 +1,7 @@
 """advnets-gaussian: the paper's Figure 1 as a plugin, a GAN on a 1-D Gaussian.
 
 Registers the dataset ``gaussian-1d``, the ``toy-mlp`` generator and
-discriminator, the metrics ``gaussian-w1`` and ``gaussian-ks``, the callback
+discriminator, the metrics ``gaussian-w1``, ``gaussian-ks`` and ``gaussian-js``, the callback
 ``figure-1`` and the preset ``toy-gaussian``.
 """
 
@@ -11,7 +11,7 @@ from advnets import Component, hookimpl, preset_component
 
 from .data import gaussian_1d
 from .figure import FigureOne
-from .metrics import GaussianKS, GaussianW1
+from .metrics import GaussianJS, GaussianKS, GaussianW1
 from .models import ToyDiscriminator, ToyGenerator
 
 TOY_GAUSSIAN = {
@@ -26,7 +26,7 @@ TOY_GAUSSIAN = {
     "d_optimizer": {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999]},
     "trainer": {"batch_size": 128, "k": 1, "noise": "uniform", "epochs": 40, "log_every": 100, "ema_decay": 0.999},
     "checkpoint": {"every_epochs": 10, "keep": 2},
-    "eval": {"metrics": {"gaussian-w1": {}, "gaussian-ks": {}}, "every_epochs": 5, "n_samples": 10000},
+    "eval": {"metrics": {"gaussian-w1": {}, "gaussian-ks": {}, "gaussian-js": {}}, "every_epochs": 5, "n_samples": 10000},
     "callbacks": {"figure-1": {"panels": 4}},
 }
 
@@ -38,6 +38,7 @@ def register_components(register):
     register(Component(kind="discriminator", name="toy-mlp", factory=ToyDiscriminator))
     register(Component(kind="metric", name="gaussian-w1", factory=GaussianW1))
     register(Component(kind="metric", name="gaussian-ks", factory=GaussianKS))
+    register(Component(kind="metric", name="gaussian-js", factory=GaussianJS))
     register(Component(kind="callback", name="figure-1", factory=FigureOne))
     register(
         preset_component(

@@ -62,6 +62,31 @@ def ks_statistic(samples: Tensor, mu: float, sigma: float) -> float:
     return float(torch.maximum(i / n - cdf, cdf - (i - 1) / n).max())
 
 
+def histogram_js(samples: Tensor, mu: float, sigma: float, bins: int = 50, width: float = 4.0) -> float:
+    """Jensen-Shannon divergence (nats, at most log 2) between the samples' histogram and N(mu, sigma^2).
+
+    ``bins`` equal bins cover mu +- ``width`` sigma, and two more take everything
+    below and above, so every sample and all of the target's mass is counted. The
+    target's share of each bin is exact (differences of its CDF).
+    """
+    if bins < 1 or width <= 0:
+        raise ConfigError("gaussian-js: need bins >= 1 and width > 0")
+    x = samples.detach().reshape(-1).to("cpu", torch.float64)
+    edges = torch.linspace(mu - width * sigma, mu + width * sigma, bins + 1, dtype=torch.float64)
+    # bin 0: below the first edge; bins 1..bins: inside; bin bins + 1: at or above the last edge
+    index = torch.bucketize(x, edges, right=True)
+    p = torch.bincount(index, minlength=bins + 2).to(torch.float64) / len(x)
+    cdf = torch.cat([torch.zeros(1, dtype=torch.float64), normal_cdf(edges, mu, sigma), torch.ones(1, dtype=torch.float64)])
+    q = cdf[1:] - cdf[:-1]
+    m = (p + q) / 2
+
+    def kl(a: Tensor) -> Tensor:  # KL(a || m), with 0 log 0 = 0 (m > 0 wherever a > 0)
+        mask = a > 0
+        return (a[mask] * (a[mask] / m[mask]).log()).sum()
+
+    return float(((kl(p) + kl(q)) / 2).clamp(min=0.0))
+
+
 class GaussianW1:
     """1-D Wasserstein distance from G's samples to the Gaussian target (exact, against its CDF)."""
 
@@ -74,3 +99,15 @@ class GaussianKS:
 
     def __call__(self, samples: Tensor, data: Data) -> dict[str, float]:
         return {"ks": ks_statistic(samples, *_target(data))}
+
+
+class GaussianJS:
+    """Jensen-Shannon divergence of G's histogram from the Gaussian target's (nats, at most log 2)."""
+
+    def __init__(self, bins: int = 50, width: float = 4.0) -> None:
+        if bins < 1 or width <= 0:
+            raise ConfigError("gaussian-js: need bins >= 1 and width > 0")
+        self.bins, self.width = bins, width
+
+    def __call__(self, samples: Tensor, data: Data) -> dict[str, float]:
+        return {"js": histogram_js(samples, *_target(data), bins=self.bins, width=self.width)}
