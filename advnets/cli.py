@@ -173,13 +173,17 @@ def run(
         distributed.init_from_env()
     try:
         _run(preset, epochs, steps, device, seed, precision, set_, out, data_dir, resume, plugin)
-    except typer.Exit:
+    except typer.Exit as stop:
         distributed.shutdown(wait=True)  # every rank stops alike (signal, fault): leave together
+        if distributed.launched():
+            distributed.leave(stop.exit_code)
         raise
     except BaseException:
         distributed.shutdown(wait=False)  # torchrun ends the other ranks
         raise
     distributed.shutdown(wait=True)
+    if distributed.launched():
+        distributed.leave(0)
 
 
 def _run(preset, epochs, steps, device, seed, precision, set_, out, data_dir, resume, plugin) -> None:

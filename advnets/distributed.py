@@ -15,11 +15,13 @@ writes logs, grids and checkpoints; every rank resumes from the same checkpoint.
 from __future__ import annotations
 
 import datetime as _dt
+import gc
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 from pathlib import Path
 
 import torch
@@ -72,9 +74,30 @@ def init_from_env() -> None:
 def shutdown(wait: bool) -> None:
     """Leave the process group; ``wait`` first for every rank to get here (rank 0 writes last)."""
     if dist.is_available() and dist.is_initialized():
+        # Free the DDP wrappers (and the communication state they hold) while the group is
+        # still alive, not at interpreter exit: a run's objects can sit in reference cycles.
+        gc.collect()
         if wait:
             dist.barrier()
         dist.destroy_process_group()
+
+
+def leave(code: int) -> NoReturn:
+    """End a torchrun worker with ``code`` once its work is written, skipping interpreter teardown.
+
+    At teardown, gloo's C++ threads can still be destructed after the interpreter has
+    begun to finalise, and now and then that aborts the worker (SIGABRT, "terminate
+    called without an active exception") after a run that finished well, which turns
+    the whole job into a failure. Everything a run writes is closed and flushed by
+    then (checkpoints are fsynced, loggers closed at the end of the fit), so the
+    worker flushes its streams and exits at once.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def describe(batch_size: int) -> dict:
