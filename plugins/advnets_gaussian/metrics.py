@@ -62,6 +62,11 @@ def ks_statistic(samples: Tensor, mu: float, sigma: float) -> float:
     return float(torch.maximum(i / n - cdf, cdf - (i - 1) / n).max())
 
 
+def _check_histogram(bins: int, width: float) -> None:
+    if bins < 1 or width <= 0:
+        raise ConfigError("gaussian-js: need bins >= 1 and width > 0")
+
+
 def histogram_js(samples: Tensor, mu: float, sigma: float, bins: int = 50, width: float = 4.0) -> float:
     """Jensen-Shannon divergence (nats, at most log 2) between the samples' histogram and N(mu, sigma^2).
 
@@ -69,8 +74,7 @@ def histogram_js(samples: Tensor, mu: float, sigma: float, bins: int = 50, width
     below and above, so every sample and all of the target's mass is counted. The
     target's share of each bin is exact (differences of its CDF).
     """
-    if bins < 1 or width <= 0:
-        raise ConfigError("gaussian-js: need bins >= 1 and width > 0")
+    _check_histogram(bins, width)
     x = samples.detach().reshape(-1).to("cpu", torch.float64)
     edges = torch.linspace(mu - width * sigma, mu + width * sigma, bins + 1, dtype=torch.float64)
     # bin 0: below the first edge; bins 1..bins: inside; bin bins + 1: at or above the last edge
@@ -105,8 +109,7 @@ class GaussianJS:
     """Jensen-Shannon divergence of G's histogram from the Gaussian target's (nats, at most log 2)."""
 
     def __init__(self, bins: int = 50, width: float = 4.0) -> None:
-        if bins < 1 or width <= 0:
-            raise ConfigError("gaussian-js: need bins >= 1 and width > 0")
+        _check_histogram(bins, width)  # at build time, before any training
         self.bins, self.width = bins, width
 
     def __call__(self, samples: Tensor, data: Data) -> dict[str, float]:

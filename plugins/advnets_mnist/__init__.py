@@ -36,8 +36,8 @@ MLP_MNIST_FAST = {
     # The same MLP shapes, tuned by experiment on the project's 2-core CPU (docs/results.md
     # records the search): batch norm in G, dropout in D as in the paper's own model,
     # Adam at 3e-4 with beta1 0.5, batch 128, and samples from G's moving average.
-    "generator": {"name": "mlp", "latent_dim": 64, "hidden": [64, 128, 256, 512, 1024], "batchnorm": True},
-    "discriminator": {"name": "mlp", "hidden": [1024, 512, 256, 128], "dropout": 0.3},
+    "generator": {**MLP_MNIST["generator"], "batchnorm": True},
+    "discriminator": {**MLP_MNIST["discriminator"], "dropout": 0.3},
     # MNIST's 50,000 training images: train[50000:51000] is the Parzen validation set, so it
     # must stay unseen when it picks the best checkpoint.
     "dataset": {"name": "mnist", "n_train": 50000},
