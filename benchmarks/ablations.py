@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import TrainerRun, find_mnist, measure  # noqa: E402
+from throughput import TrainerRun, find_mnist, measure, paired_ratios, rate_cell  # noqa: E402
 
 VARIANTS = {
     "as shipped": {},
@@ -48,14 +47,12 @@ def main() -> None:
     results = measure(runs, args.rounds, args.steps, max(5, args.steps // 5), console)
     for run in runs:
         run.close()
-    base = results["as shipped"]["rounds"]
     table = Table(title=f"mlp-mnist at batch {args.batch}: samples/s, median (min-max) of {args.rounds} interleaved rounds")
     for column in ("variant", "samples/s", "vs as shipped"):
         table.add_column(column, justify="left" if column == "variant" else "right")
     for name, row in results.items():
-        ratios = [v / b for v, b in zip(row["rounds"], base)]
-        row["vs_shipped"] = statistics.median(ratios)
-        table.add_row(name, f"{row['median']:,.0f} ({row['min']:,.0f}-{row['max']:,.0f})", f"{row['vs_shipped']:.2f}x")
+        row["vs_shipped"] = paired_ratios(row, results["as shipped"])["median"]
+        table.add_row(name, rate_cell(row), f"{row['vs_shipped']:.2f}x")
     console.print(table)
     Path(args.json).write_text(json.dumps({"batch": args.batch, "rounds": args.rounds, "results": results}, indent=2) + "\n")
     console.print(f"wrote {args.json}")

@@ -283,6 +283,19 @@ def spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "rounds": values}
 
 
+def paired_ratios(numerator: dict, denominator: dict) -> dict:
+    """Round-by-round ratios of two contenders' rates, as a spread.
+
+    Each round's contenders ran back to back, so their ratio cancels the machine's drift.
+    """
+    return spread([a / b for a, b in zip(numerator["rounds"], denominator["rounds"])])
+
+
+def rate_cell(stats: dict) -> str:
+    """Samples/s as 'median (min-max)'."""
+    return f"{stats['median']:,.0f} ({stats['min']:,.0f}-{stats['max']:,.0f})"
+
+
 def measure(contenders: list, rounds: int, steps: int, warmup: int, console: Console) -> dict[str, dict]:
     for contender in contenders:
         contender.run(warmup)
@@ -394,13 +407,11 @@ def _print(report: dict, console: Console) -> None:
     table.add_column("trainer / seed", justify="right")
     table.add_column("trainer / hand", justify="right")
     for batch, row in report["batches"].items():
-        cells = [f"{row[n]['median']:,.0f} ({row[n]['min']:,.0f}-{row[n]['max']:,.0f})" for n in order]
+        cells = [rate_cell(row[n]) for n in order]
         ratios = []
         for other in ("seed", "hand"):
-            # paired: each round's contenders ran back to back, so their ratio cancels machine drift
-            paired = [t / o for t, o in zip(row["trainer"]["rounds"], row[other]["rounds"])]
-            row[f"trainer_over_{other}"] = spread(paired)
-            ratios.append(f"{statistics.median(paired):.2f}x ({min(paired):.2f}-{max(paired):.2f})")
+            paired = row[f"trainer_over_{other}"] = paired_ratios(row["trainer"], row[other])
+            ratios.append(f"{paired['median']:.2f}x ({paired['min']:.2f}-{paired['max']:.2f})")
         table.add_row(str(batch), *cells, *ratios)
     console.print(table)
     a = report["arithmetic"]
