@@ -10,6 +10,7 @@ from .hookspecs import hookimpl
 from .loggers import BUILTIN_LOGGERS
 from .losses import BUILTIN_LOSSES
 from .metrics import Parzen
+from .objectives import BUILTIN_OBJECTIVES
 from .optim import BUILTIN_OPTIMIZERS
 from .registry import Component
 
@@ -18,6 +19,8 @@ from .registry import Component
 def register_components(register):
     for name, loss in BUILTIN_LOSSES.items():
         register(Component(kind="loss", name=name, factory=loss))
+    for name, objective in BUILTIN_OBJECTIVES.items():
+        register(Component(kind="objective", name=name, factory=objective))
     for name, optimizer in BUILTIN_OPTIMIZERS.items():
         register(Component(kind="optimizer", name=name, factory=optimizer))
     for name, logger in BUILTIN_LOGGERS.items():

@@ -18,6 +18,7 @@ from .checkpoint import BEST_NAME, checkpoint_name, save_checkpoint, step_checkp
 from .data import to_unit
 from .metrics import Metric, score
 from .errors import AdvnetsError, ConfigError
+from .players import call
 from .trainer import AdversarialTrainer, Callback, draw_noise, eval_mode
 
 
@@ -49,7 +50,10 @@ def save_grid(samples: Tensor, model_range: Any, path: Path, nrow: int = 8) -> T
 
 
 class SampleGrid(Callback):
-    """A grid of G's samples from the same fixed noise at each interval, ``samples/step_*.png``."""
+    """A grid of G's samples from the same fixed noise at each interval, ``samples/step_*.png``.
+
+    For a conditional G the grid has one row of ``nrow`` samples per class.
+    """
 
     def __init__(self, n: int = 64, nrow: int = 8, every_epochs: int = 1, every_steps: int = 0) -> None:
         if n < 1 or nrow < 1:
@@ -58,6 +62,7 @@ class SampleGrid(Callback):
         self.n, self.nrow = n, nrow
         self.interval = Interval(every_epochs, every_steps)
         self._z: Tensor | None = None
+        self._labels: Tensor | None = None
         self._last_step = -1
 
     def check(self, trainer: AdversarialTrainer) -> None:
@@ -72,7 +77,11 @@ class SampleGrid(Callback):
         (trainer.require_run_dir("sample-grid") / "samples").mkdir(exist_ok=True)
         # Fixed noise, drawn on the CPU from the run's seed: the same grid positions on any device.
         rng = torch.Generator().manual_seed(trainer.seed)
-        self._z = draw_noise(self.n, trainer.latent_dim, trainer.noise, rng, torch.device("cpu")).to(trainer.device)
+        n = self.n
+        if trainer.conditional:  # one row per class
+            n = trainer.generator.num_classes * self.nrow
+            self._labels = torch.arange(trainer.generator.num_classes, device=trainer.device).repeat_interleave(self.nrow)
+        self._z = draw_noise(n, trainer.latent_dim, trainer.noise, rng, torch.device("cpu")).to(trainer.device)
         if trainer.step == 0:
             self._save(trainer)
 
@@ -80,7 +89,7 @@ class SampleGrid(Callback):
         if trainer.step == self._last_step:
             return
         with eval_mode(trainer.sampling_generator) as generator, torch.no_grad():
-            samples = generator(self._z)
+            samples = call(generator, self._z, self._labels)
         grid = save_grid(samples, trainer.data.model_range, trainer.run_dir / "samples" / f"step_{trainer.step:09d}.png", self.nrow)
         trainer.log_image("samples", grid)
         self._last_step = trainer.step
@@ -219,6 +228,6 @@ class TrainingPlots(Callback):
         from .plots import plot_run
 
         try:
-            plot_run(trainer.require_run_dir("the training plots"), trainer.loss.equilibrium)
+            plot_run(trainer.require_run_dir("the training plots"), getattr(trainer.loss, "equilibrium", None))
         except AdvnetsError:  # nothing logged yet: no picture, and no reason to fail the run
             pass

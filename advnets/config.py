@@ -48,8 +48,13 @@ SLOTS = {
     "loss": "loss",
     "g_optimizer": "optimizer",
     "d_optimizer": "optimizer",
+    "objective": "objective",
 }
 """Component slots and the kind of component each one holds."""
+
+PLAYER_FIELDS = {"module", "optimizer", "ema_decay", "ema_start"}
+"""An extra player's entry under ``players``: its module (a component of the kind named like the
+player), its optimizer (an optimizer component; default adam), and its moving average."""
 
 MAPS = {("callbacks",): "callback", ("loggers",): "logger", ("eval", "metrics"): "metric"}
 """Component maps: {name: settings} for several components of one kind."""
@@ -87,7 +92,7 @@ CORE: dict[str, Any] = {
     },
 }
 
-SLOT_DEFAULTS = {"loss": "non-saturating", "g_optimizer": "adam", "d_optimizer": "adam"}
+SLOT_DEFAULTS = {"loss": "non-saturating", "g_optimizer": "adam", "d_optimizer": "adam", "objective": "gan"}
 
 
 def _setting(path: tuple[str, ...]) -> Setting | dict[str, Any] | None:
@@ -105,7 +110,7 @@ def core_defaults(node: Mapping[str, Any] = CORE) -> dict[str, Any]:
 
 def known_keys() -> list[str]:
     """Every dotted key a user can set at the top two levels (for close-match hints)."""
-    keys = ["preset", *SLOTS, "callbacks", "loggers", "logger", "eval.metrics"]
+    keys = ["preset", *SLOTS, "players", "callbacks", "loggers", "logger", "eval.metrics"]
     for key, value in CORE.items():
         keys.append(key)
         if isinstance(value, dict):
@@ -117,6 +122,7 @@ def base_config() -> dict[str, Any]:
     config = {"preset": None, **core_defaults()}
     config.update({slot: None for slot in SLOTS})
     config.update({slot: {"name": name} for slot, name in SLOT_DEFAULTS.items()})
+    config["players"] = {}
     config["callbacks"] = {}
     config["loggers"] = {"jsonl": {}}
     config["eval"]["metrics"] = {}
@@ -196,6 +202,9 @@ def apply_override(config: dict[str, Any], path: tuple[str, ...], value: Any) ->
         else:
             raise ConfigError(f"{dotted}: too many parts")
         return
+    if head == "players":
+        _set_player(config, path, value)
+        return
     if path == ("preset",):
         raise ConfigError("preset is chosen by `advnets run PRESET`, not by --set")
     if path[0] == "distributed":
@@ -211,6 +220,71 @@ def apply_override(config: dict[str, Any], path: tuple[str, ...], value: Any) ->
     node[path[-1]] = value
 
 
+def _set_player(config: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """``players.NAME={...}``, ``players.NAME=null`` (remove), or ``players.NAME.FIELD[.SETTING]=value``."""
+    dotted = ".".join(path)
+    players = config.setdefault("players", {})
+    if len(path) == 1:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{dotted} must be an object of {{player: {{module: ..., optimizer: ...}}}}")
+        players.clear()
+        players.update(copy.deepcopy(value))
+        return
+    name = path[1]
+    if name in ("generator", "discriminator"):
+        raise ConfigError(f"{dotted}: the {name} is set with --set {name}=NAME, not under players")
+    if len(path) == 2:
+        if value is None:
+            players.pop(name, None)
+        elif isinstance(value, dict):
+            players[name] = copy.deepcopy(value)
+        else:
+            raise ConfigError(f"{dotted} must be an object with module (and optionally optimizer), or null to remove it")
+        return
+    entry = players.setdefault(name, {})
+    field = path[2]
+    if field not in PLAYER_FIELDS:
+        raise ConfigError(f"{dotted}: a player has {', '.join(sorted(PLAYER_FIELDS))}{close_matches(field, PLAYER_FIELDS)}")
+    if len(path) == 3:
+        entry[field] = {"name": value} if field in ("module", "optimizer") and isinstance(value, str) else value
+    elif len(path) == 4 and field in ("module", "optimizer"):
+        if not isinstance(entry.get(field), dict):
+            raise ConfigError(f"{dotted}: choose the {field} first, --set players.{name}.{field}=NAME")
+        entry[field][path[3]] = value
+    else:
+        raise ConfigError(f"{dotted}: too many parts")
+
+
+def _resolve_players(registry: Registry, config: dict[str, Any]) -> None:
+    players = config.get("players") or {}
+    if not isinstance(players, dict):
+        raise ConfigError("players must be an object of {player: {module: ..., optimizer: ...}}")
+    resolved = {}
+    for name, entry in players.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("module"), dict) or "name" not in entry["module"]:
+            raise ConfigError(f"players.{name} needs a module: {{\"module\": {{\"name\": ...}}}}")
+        unknown = sorted(set(entry) - PLAYER_FIELDS)
+        if unknown:
+            raise ConfigError(f"players.{name}: unknown field {unknown[0]!r}; a player has {', '.join(sorted(PLAYER_FIELDS))}")
+        module = entry["module"]
+        optimizer = entry.get("optimizer") or {"name": "adam"}
+        if not isinstance(optimizer, dict) or "name" not in optimizer:
+            raise ConfigError(f"players.{name}.optimizer must be {{\"name\": ..., settings...}}")
+        ema_decay = check_value(f"players.{name}.ema_decay", entry.get("ema_decay", 0.0), 0.0)
+        ema_start = check_value(f"players.{name}.ema_start", entry.get("ema_start", 0), 0)
+        resolved[name] = {
+            "module": {"name": module["name"], **registry.params(name, module["name"], **_settings(module))},
+            "optimizer": {"name": optimizer["name"], **registry.params("optimizer", optimizer["name"], **_settings(optimizer))},
+            "ema_decay": ema_decay,
+            "ema_start": ema_start,
+        }
+    config["players"] = resolved
+
+
+def _settings(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k != "name"}
+
+
 def merge_preset(config: dict[str, Any], preset: Mapping[str, Any], name: str) -> None:
     """Lay a preset's partial config over the core defaults."""
     for key, value in preset.items():
@@ -220,7 +294,7 @@ def merge_preset(config: dict[str, Any], preset: Mapping[str, Any], name: str) -
             if not isinstance(value, dict) or "name" not in value:
                 raise ConfigError(f"preset {name!r}: {key} must be {{'name': ..., settings...}}")
             config[key] = copy.deepcopy(value)
-        elif key in ("callbacks", "loggers"):
+        elif key in ("callbacks", "loggers", "players"):
             config[key] = copy.deepcopy(value)
         elif isinstance(value, dict) and isinstance(_setting((key,)), dict):
             for sub, sub_value in value.items():
@@ -236,7 +310,7 @@ def _check_core(config: dict[str, Any], node: Mapping[str, Any] = CORE, prefix: 
     """Type-check the core settings and reject keys that are not settings."""
     allowed = set(node) | ({"metrics"} if prefix == "eval." else set())
     if prefix == "":
-        allowed |= {"preset", *SLOTS, "callbacks", "loggers", "distributed"}
+        allowed |= {"preset", *SLOTS, "players", "callbacks", "loggers", "distributed"}
     for key in config:
         if key not in allowed:
             dotted = f"{prefix}{key}"
@@ -300,6 +374,7 @@ def resolve(
         _resolve_slot(registry, config, slot)
     for prefix, kind in MAPS.items():
         _resolve_map(registry, config, prefix, kind)
+    _resolve_players(registry, config)
     _check_core(config)
     if config["seed"] is not None and not 0 <= config["seed"] < 2**63:
         raise ConfigError(f"seed must be in [0, 2**63), got {config['seed']}")

@@ -29,6 +29,18 @@ def metric_items(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in ("event", "step", "epoch", "time")}
 
 
+SHORT_LABELS = {"d_real": "D(x)", "d_fake": "D(G(z))"}
+
+
+def shown_stats(trainer: AdversarialTrainer, record: dict[str, Any], digits: int = 3) -> str:
+    """The objective's diagnostics in a record, gradient norms left out: ``d_loss 1.386  D(x) 0.50 ...``."""
+    parts = []
+    for key, entry in trainer.objective.diagnostics(trainer).items():
+        if entry.panel != "norms" and key in record:
+            parts.append(f"{SHORT_LABELS.get(key, key)} {record[key]:.{digits}f}")
+    return "  ".join(parts)
+
+
 class ProgressDisplay(Callback):
     """Step, epoch, losses, D outputs and samples/s, as a bar or as log lines."""
 
@@ -79,11 +91,7 @@ class ProgressDisplay(Callback):
             return
         self.last_train = record
         self.rates.append(record.get("samples_per_s", 0.0))
-        stats = (
-            f"d_loss {record.get('d_loss', float('nan')):.3f}  g_loss {record.get('g_loss', float('nan')):.3f}  "
-            f"D(x) {record.get('d_real', float('nan')):.2f}  D(G(z)) {record.get('d_fake', float('nan')):.2f}  "
-            f"{record.get('samples_per_s', 0.0):,.0f} samples/s"
-        )
+        stats = f"{shown_stats(trainer, record)}  {record.get('samples_per_s', 0.0):,.0f} samples/s"
         if self.progress is not None:
             self.progress.update(self.task, completed=trainer.step, epoch=f"{record['epoch']:.2f}", stats=stats)
             return
@@ -113,12 +121,15 @@ def summary_table(trainer: AdversarialTrainer, display: ProgressDisplay, run_dir
         table.add_row("samples/s", f"{rates[len(rates) // 2]:,.0f} (median of {len(rates)} intervals)")
     train = display.last_train
     if train:
+        equilibria = [
+            f"{key} {entry.equilibrium:.4f}"
+            for key, entry in trainer.objective.diagnostics(trainer).items()
+            if entry.equilibrium is not None and key in train
+        ]
         table.add_row(
-            "final losses",
-            f"d_loss {train.get('d_loss', float('nan')):.4f}  g_loss {train.get('g_loss', float('nan')):.4f}"
-            + (f"  (equilibrium d_loss {trainer.loss.equilibrium:.4f})" if trainer.loss.equilibrium is not None else ""),
+            "final means",
+            shown_stats(trainer, train, digits=4) + (f"  (at equilibrium: {', '.join(equilibria)})" if equilibria else ""),
         )
-        table.add_row("mean D(x), D(G(z))", f"{train.get('d_real', float('nan')):.3f}, {train.get('d_fake', float('nan')):.3f}")
     if display.last_eval:
         table.add_row(
             "last evaluation",

@@ -31,6 +31,12 @@ class Data:
     test: Tensor | None = None
     valid: Tensor | None = None
     """Held-out samples for choosing a metric's hyper-parameters (the Parzen window's sigma)."""
+    train_labels: Tensor | None = None
+    """Class labels of the training samples (integers in [0, num_classes)), for conditional models."""
+    test_labels: Tensor | None = None
+    valid_labels: Tensor | None = None
+    num_classes: int | None = None
+    """How many classes the labels name; required with labels."""
     raw_range: tuple[float, float] | None = None
     model_range: tuple[float, float] | None = None
     name: str = ""
@@ -46,6 +52,43 @@ class Data:
                 raise ConfigError(f"dataset {self.name!r}: {split} samples have another shape than train samples")
         if (self.raw_range is None) != (self.model_range is None):
             raise ConfigError(f"dataset {self.name!r}: give both raw_range and model_range, or neither")
+        self._check_labels()
+
+    def _check_labels(self) -> None:
+        given = {s: getattr(self, f"{s}_labels") for s in ("train", "test", "valid")}
+        if all(labels is None for labels in given.values()):
+            if self.num_classes is not None:
+                raise ConfigError(f"dataset {self.name!r}: num_classes is set, but there are no labels")
+            return
+        if given["train"] is None:
+            raise ConfigError(f"dataset {self.name!r}: test or valid labels without train labels")
+        if not isinstance(self.num_classes, int) or isinstance(self.num_classes, bool) or self.num_classes < 1:
+            raise ConfigError(f"dataset {self.name!r}: labelled data needs num_classes >= 1, got {self.num_classes!r}")
+        for split, labels in given.items():
+            if labels is None:
+                continue
+            samples = getattr(self, split)
+            if samples is None or labels.shape != (len(samples),):
+                raise ConfigError(f"dataset {self.name!r}: {split}_labels must have one label per {split} sample")
+            if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+                raise ConfigError(f"dataset {self.name!r}: {split}_labels must be integers, got {labels.dtype}")
+            if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
+                raise ConfigError(
+                    f"dataset {self.name!r}: a {split} label is out of range [0, {self.num_classes}): "
+                    f"found {int(labels.min())}..{int(labels.max())}"
+                )
+            setattr(self, f"{split}_labels", labels.to(torch.int64))
+
+    @property
+    def labelled(self) -> bool:
+        return self.train_labels is not None
+
+    def class_frequencies(self) -> Tensor:
+        """The share of each class among the training labels (what fake labels are drawn from)."""
+        if self.train_labels is None:
+            raise ConfigError(f"dataset {self.name!r} has no labels")
+        counts = torch.bincount(self.train_labels.cpu(), minlength=self.num_classes)
+        return counts.to(torch.float64) / counts.sum()
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -71,6 +114,7 @@ class Data:
             "name": self.name,
             "shape": list(self.sample_shape),
             "model_range": None if self.model_range is None else list(self.model_range),
+            "num_classes": self.num_classes,
             "meta": self.meta,
         }
 

@@ -25,6 +25,10 @@ class JsonlLogger(Callback):
         self.filename = filename
         self._file: TextIO | None = None
 
+    def on_fit_start(self, trainer: AdversarialTrainer) -> None:
+        # What the objective's numbers mean and where their equilibria lie: plots draw from it.
+        self.on_log(trainer, {"event": "diagnostics", "step": trainer.step, "diagnostics": trainer.diagnostics()})
+
     def on_log(self, trainer: AdversarialTrainer, record: dict[str, Any]) -> None:
         if self._file is None:
             self._file = open(trainer.require_run_dir("the jsonl logger") / self.filename, "a", encoding="utf-8")

@@ -2,10 +2,12 @@
 
 Written at the end of every run, and by ``advnets plot RUN_DIR``:
 
-- ``training.png``: D's and G's losses over the steps, with D's loss at the
-  equilibrium (2 log 2 for the cross-entropy losses); mean D(x) and D(G(z)) with
-  the 1/2 that D settles at when p_g = p_data (the paper's Theorem 1); and the
-  evaluations, if the run made any.
+- ``training.png``: the objective's diagnostics over the steps, as the run's
+  ``diagnostics`` record in metrics.jsonl describes them: the losses, with D's loss
+  at the equilibrium where the loss has one (2 log 2 for the cross-entropy
+  losses); what D says (mean D(x) and D(G(z)) with the 1/2 that D settles at when
+  p_g = p_data, the paper's Theorem 1, or raw scores for losses whose outputs are
+  not probabilities); and the evaluations, if the run made any.
 - ``samples.gif``: the fixed-noise sample grids in order, each labelled with its step.
 """
 
@@ -38,13 +40,41 @@ def read_records(run_dir: Path) -> list[dict[str, Any]]:
     return sorted(latest.values(), key=lambda r: (r.get("step", 0), r.get("event", "")))
 
 
+def _diagnostics(records: list[dict[str, Any]], equilibrium: float | None) -> dict[str, dict[str, Any]]:
+    """The run's own description of its numbers; for runs of the first release, the 2014 game's."""
+    described = [r["diagnostics"] for r in records if r.get("event") == "diagnostics" and isinstance(r.get("diagnostics"), dict)]
+    if described:
+        return described[-1]
+    return {
+        "d_loss": {"label": "D's loss", "equilibrium": equilibrium, "panel": "losses"},
+        "g_loss": {"label": "G's loss", "equilibrium": None, "panel": "losses"},
+        "d_real": {"label": "mean D(x)", "equilibrium": 0.5, "panel": "outputs"},
+        "d_fake": {"label": "mean D(G(z))", "equilibrium": 0.5, "panel": "outputs"},
+    }
+
+
+def _draw_panel(ax: Any, steps: list[int], train: list[dict[str, Any]], entries: dict[str, dict[str, Any]]) -> None:
+    colours = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd"]
+    lines: set[float] = set()
+    for (key, entry), colour in zip(entries.items(), colours):
+        ax.plot(steps, [r.get(key, math.nan) for r in train], label=entry.get("label", key), color=colour, lw=1.2)
+        level = entry.get("equilibrium")
+        if level is not None and level not in lines:
+            lines.add(level)
+            name = "2 log 2" if math.isclose(level, 2 * math.log(2)) else ("1/2" if level == 0.5 else f"{level:g}")
+            ax.axhline(level, ls=":", color="k", lw=1, label=f"{name}: {entry.get('label', key)} at equilibrium")
+    ax.set_xlabel("step")
+    ax.legend(fontsize=8, frameon=False)
+
+
 def plot_training(records: list[dict[str, Any]], path: Path, equilibrium: float | None = None, title: str = "") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    train = [r for r in records if r.get("event") == "train" and "d_loss" in r]
+    diagnostics = _diagnostics(records, equilibrium)
+    train = [r for r in records if r.get("event") == "train" and any(key in r for key in diagnostics)]
     evals = [r for r in records if r.get("event") == "eval"]
     if not train:
         raise AdvnetsError(f"{path.parent}: no training records to plot yet")
@@ -54,23 +84,15 @@ def plot_training(records: list[dict[str, Any]], path: Path, equilibrium: float 
     steps = [r["step"] for r in train]
 
     ax = axes[0][0]
-    ax.plot(steps, [r["d_loss"] for r in train], label="D's loss", color="#1f77b4", lw=1.2)
-    ax.plot(steps, [r["g_loss"] for r in train], label="G's loss", color="#2ca02c", lw=1.2)
-    if equilibrium is not None:
-        label = "D's loss at equilibrium" + (" (2 log 2)" if math.isclose(equilibrium, 2 * math.log(2)) else "")
-        ax.axhline(equilibrium, ls=":", color="k", lw=1, label=label)
-    ax.set_xlabel("step")
+    _draw_panel(ax, steps, train, {k: v for k, v in diagnostics.items() if v.get("panel") == "losses"})
     ax.set_title("losses", fontsize=10)
-    ax.legend(fontsize=8, frameon=False)
 
     ax = axes[0][1]
-    ax.plot(steps, [r["d_real"] for r in train], label="mean D(x)", color="#1f77b4", lw=1.2)
-    ax.plot(steps, [r["d_fake"] for r in train], label="mean D(G(z))", color="#d62728", lw=1.2)
-    ax.axhline(0.5, ls=":", color="k", lw=1, label="1/2: equilibrium (Theorem 1)")
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("step")
+    outputs = {k: v for k, v in diagnostics.items() if v.get("panel") == "outputs"}
+    _draw_panel(ax, steps, train, outputs)
+    if all(v.get("equilibrium") == 0.5 for v in outputs.values()) and outputs:
+        ax.set_ylim(0, 1)  # probabilities
     ax.set_title("what D says", fontsize=10)
-    ax.legend(fontsize=8, frameon=False)
 
     for ax, key in zip(axes[0][2:], shown):
         points = [(r["step"], r[key]) for r in evals if key in r]

@@ -29,6 +29,8 @@ from .checkpoint import load_checkpoint, newest_loadable, remove_unfinished_writ
 from .config import SLOTS, resolve
 from .data import Data
 from .errors import AdvnetsError, CheckpointError, ConfigError, first_line
+from .objectives import Objective
+from .players import PlayerSpec
 from .registry import Registry
 from .trainer import AdversarialTrainer, Callback, generate
 
@@ -46,6 +48,8 @@ class Components:
     loss: Any
     g_optimizer: Any
     d_optimizer: Any
+    objective: Any
+    players: dict[str, PlayerSpec] = dataclasses.field(default_factory=dict)
 
 
 def build_components(registry: Registry, config: dict[str, Any]) -> Components:
@@ -60,7 +64,20 @@ def build_components(registry: Registry, config: dict[str, Any]) -> Components:
             raise ConfigError(f"{slot} {config[slot]['name']!r} did not build a torch.nn.Module")
     if not isinstance(built["dataset"], Data):
         raise ConfigError(f"dataset {config['dataset']['name']!r} did not build an advnets.Data")
-    return Components(**built)
+    if not isinstance(built["objective"], Objective):
+        raise ConfigError(f"objective {config['objective']['name']!r} did not build an advnets.Objective")
+    players = {}
+    for name, entry in config.get("players", {}).items():
+        module = registry.build(name, entry["module"]["name"], **_settings(entry["module"]))
+        if not isinstance(module, torch.nn.Module):
+            raise ConfigError(f"players.{name}: {name} {entry['module']['name']!r} did not build a torch.nn.Module")
+        optimizer = registry.build("optimizer", entry["optimizer"]["name"], **_settings(entry["optimizer"]))
+        players[name] = PlayerSpec(module, optimizer, entry["ema_decay"], entry["ema_start"])
+    return Components(**built, players=players)
+
+
+def _settings(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k != "name"}
 
 
 @dataclasses.dataclass
@@ -126,6 +143,8 @@ def build_trainer(
         nan_guard=trainer_config["nan_guard"],
         max_bad_steps=trainer_config["max_bad_steps"],
         lr_schedule=trainer_config["lr_schedule"],
+        objective=parts.objective,
+        players=parts.players,
     )
     trainer.steps_for(steps=trainer_config["steps"], epochs=trainer_config["epochs"])  # checked before any folder exists
     return trainer, checkpointer

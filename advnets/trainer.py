@@ -1,25 +1,27 @@
-"""AdversarialTrainer: Algorithm 1 of Goodfellow et al. (2014), on any device.
+"""AdversarialTrainer: the loop that plays a game between players, on any device.
 
-The trainer owns the order of updates, the optimisers, the device, the data
-order, the random number generators and the step counter. The loss owns the
-maths; callbacks own everything the user sees (logs, grids, checkpoints). The
-trainer itself prints nothing.
+The trainer owns the clock (steps and epochs), the players' optimisers, the
+device and precision, the data order, the random number generators, the NaN
+guard and the callbacks. The *objective* owns what one step does (by default
+Algorithm 1 of Goodfellow et al. 2014: see :mod:`advnets.objectives`); the
+*loss* owns the maths; callbacks own everything the user sees (logs, grids,
+checkpoints). The trainer itself prints nothing.
 
-One training *step* is one iteration of Algorithm 1's outer loop: k updates of
+One training *step* is one call of the objective: for Algorithm 1, k updates of
 the discriminator, each on a fresh real minibatch and fresh noise, then one
 update of the generator on fresh noise. An *epoch* is one pass over a fresh
-random order of the training set, counted in real minibatches, so with k > 1 an
+random order of the training set, counted in real minibatches: it ends before a
+step that would need more batches than the epoch has left, so with k > 1 an
 epoch has fewer steps.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +33,17 @@ from . import distributed, failpoints
 from .data import Data
 from .errors import ConfigError
 from .losses import GANLoss
+from .objectives import GANObjective, Objective, StepContext
 from .optim import OptimizerMaker, adam
+from .players import Player, Players, PlayerSpec, call, is_conditional
+from .sources import TensorSource
 
 NOISE_KINDS = ("normal", "uniform")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 PRECISIONS = ("32", "bf16", "16")
 """float32; bfloat16 autocast (CPU and CUDA); float16 autocast with gradient scaling (CUDA)."""
-STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm")
-"""Running means kept on the device: both losses, mean D(x) and mean D(G(z)) (of the last D update
-of each step), and both players' gradient norms (measured by the NaN guard)."""
+HOT_HOOKS = ("on_after_backward", "on_before_optimizer_step", "on_after_optimizer_step")
+"""Callback hooks inside a step: called only for the callbacks that override them."""
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -93,6 +97,13 @@ def eval_mode(module: nn.Module):
         module.train(was_training)
 
 
+def draw_labels(n: int, generator: nn.Module, rng: torch.Generator, device: torch.device, class_weights: Tensor | None = None) -> Tensor:
+    """n class labels for a conditional G: from ``class_weights`` (e.g. the training set's frequencies), else uniform."""
+    if class_weights is None:
+        return torch.randint(generator.num_classes, (n,), generator=rng, device=device)
+    return torch.multinomial(class_weights.to(device, torch.float32), n, replacement=True, generator=rng)
+
+
 @torch.no_grad()
 def generate(
     generator: nn.Module,
@@ -102,16 +113,55 @@ def generate(
     seed: int | None = None,
     device: torch.device | None = None,
     chunk: int = 1000,
+    labels: Tensor | None = None,
+    class_weights: Tensor | None = None,
 ) -> Tensor:
-    """n samples of G in eval mode, from a private RNG (training's RNG streams are untouched)."""
+    """n samples of G in eval mode, from a private RNG (training's RNG streams are untouched).
+
+    A conditional G (one with ``num_classes``) is given ``labels``; without them,
+    labels are drawn from ``class_weights`` (uniform without those) and can be
+    read back with :func:`generate_labelled`.
+    """
+    return generate_labelled(
+        generator, n, noise=noise, seed=seed, device=device, chunk=chunk, labels=labels, class_weights=class_weights
+    )[0]
+
+
+@torch.no_grad()
+def generate_labelled(
+    generator: nn.Module,
+    n: int,
+    *,
+    noise: str = "normal",
+    seed: int | None = None,
+    device: torch.device | None = None,
+    chunk: int = 1000,
+    labels: Tensor | None = None,
+    class_weights: Tensor | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    """(n samples of G, the labels they were drawn for, or None for an unconditional G)."""
     device = device or next(generator.parameters()).device
     rng = torch.Generator(device=device)
     rng.manual_seed(secrets.randbits(63) if seed is None else seed)
     latent_dim = latent_dim_of(generator)
+    if is_conditional(generator):
+        if labels is None:
+            labels = draw_labels(n, generator, rng, device, class_weights)
+        labels = labels.to(device, torch.int64)
+        if labels.shape != (n,) or int(labels.min()) < 0 or int(labels.max()) >= generator.num_classes:
+            raise ConfigError(f"labels must be {n} class numbers in [0, {generator.num_classes})")
+    elif labels is not None:
+        raise ConfigError("labels were given, but this generator is not conditional (it has no num_classes)")
     with eval_mode(generator):
-        return torch.cat(
-            [generator(draw_noise(min(chunk, n - i), latent_dim, noise, rng, device)) for i in range(0, n, chunk)]
-        )
+        parts = [
+            call(
+                generator,
+                draw_noise(min(chunk, n - i), latent_dim, noise, rng, device),
+                None if labels is None else labels[i : i + chunk],
+            )
+            for i in range(0, n, chunk)
+        ]
+    return torch.cat(parts), labels
 
 
 def has_batch_coupling(module: nn.Module) -> bool:
@@ -133,9 +183,21 @@ class Callback:
     ConfigError there for settings that cannot work (so a run fails at once, not
     hours in). A callback that keeps state across a resume returns it from
     ``state_dict`` (tensors and JSON-able values) and takes it back in
-    ``load_state_dict``. Under torchrun callbacks run on rank 0 only, unless they
-    set ``all_ranks = True``.
+    ``load_state_dict``; the state is stored under ``state_key`` (default: the
+    class name), which must be unique among a run's callbacks and does not depend
+    on their order or on the rank. Under torchrun callbacks run on rank 0 only,
+    unless they set ``all_ranks = True``.
+
+    Three hooks run inside a step, in the training's own random streams, and only
+    for callbacks that override them: ``on_after_backward`` (gradients are in
+    ``.grad``, before the NaN guard looks at them), ``on_before_optimizer_step``
+    and ``on_after_optimizer_step`` (once per player an update steps, with the
+    player's name: clip weights here, say). ``on_exception`` runs when training
+    stops on an exception, before it propagates.
     """
+
+    state_key: str | None = None
+    all_ranks: bool = False
 
     def check(self, trainer: AdversarialTrainer) -> None: ...
 
@@ -146,6 +208,14 @@ class Callback:
     def on_epoch_end(self, trainer: AdversarialTrainer) -> None: ...
 
     def on_fit_end(self, trainer: AdversarialTrainer) -> None: ...
+
+    def on_exception(self, trainer: AdversarialTrainer, exception: BaseException) -> None: ...
+
+    def on_after_backward(self, trainer: AdversarialTrainer, players: tuple[str, ...]) -> None: ...
+
+    def on_before_optimizer_step(self, trainer: AdversarialTrainer, player: str) -> None: ...
+
+    def on_after_optimizer_step(self, trainer: AdversarialTrainer, player: str) -> None: ...
 
     def on_log(self, trainer: AdversarialTrainer, record: dict[str, Any]) -> None:
         """A record for the logs: training statistics every ``log_every`` steps, or an evaluation."""
@@ -159,12 +229,21 @@ class Callback:
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
+def _overrides(callback: Callback, hook: str) -> bool:
+    return getattr(type(callback), hook, None) is not getattr(Callback, hook)
+
+
+def callback_key(callback: Callback) -> str:
+    return callback.state_key or type(callback).__name__
+
+
 class AdversarialTrainer:
-    """Plays the minimax game between a generator and a discriminator (Algorithm 1).
+    """Plays an adversarial game between named players; by default Algorithm 1 between G and D.
 
     Args:
-        generator: maps z of shape (n, ``generator.latent_dim``) to samples shaped like the data.
-        discriminator: maps samples to logits of shape (n,) or (n, 1); D(x) = sigmoid(logit).
+        generator: maps z of shape (n, ``generator.latent_dim``) to samples shaped like the data
+            (and labels to samples, ``G(z, y)``, when it has ``num_classes``).
+        discriminator: maps samples (and labels, if conditional) to logits of shape (n,) or (n, 1).
         loss: the value function (see :mod:`advnets.losses`).
         data: the training set as tensors (see :class:`advnets.data.Data`).
         g_optimizer, d_optimizer: makers ``params -> Optimizer`` (default: Adam, lr 2e-4).
@@ -174,7 +253,7 @@ class AdversarialTrainer:
         device: ``auto`` (cuda, then mps, then cpu), or a torch device string.
         seed: seeds the noise and data-order streams; model weights are seeded by whoever builds them.
         callbacks: objects with the :class:`Callback` hooks.
-        log_every: steps between training records (mean losses, D outputs, samples/s) sent to ``on_log``.
+        log_every: steps between training records (the objective's diagnostics, samples/s) sent to ``on_log``.
         run_dir: the folder callbacks write into (samples, checkpoints); None for none.
         metadata: JSON-able facts about the run that checkpoints carry (the CLI puts the config here).
         joint_d_forward: run D once on real and fake concatenated; ``None`` decides from D's layers.
@@ -185,9 +264,11 @@ class AdversarialTrainer:
             weights in float32); ``16`` (float16 autocast with gradient scaling, CUDA only).
         nan_guard: check every update's loss and gradients; skip the ones that are not finite.
         max_bad_steps: stop (``fault`` says why) after this many steps in a row had a skipped update.
-        lr_schedule: ``constant``, or both players' learning rates decayed towards 0 over the steps
+        lr_schedule: ``constant``, or every player's learning rates decayed towards 0 over the steps
             up to the end of ``fit``, ``linear``ly or along a half ``cosine``; a function of the
             step, so a resumed run follows the same schedule.
+        objective: the body of a step (default: :class:`~advnets.objectives.GANObjective`, Algorithm 1).
+        players: players beyond G and D, by name: :class:`~advnets.players.PlayerSpec` or a bare module.
     """
 
     def __init__(
@@ -215,6 +296,8 @@ class AdversarialTrainer:
         nan_guard: bool = True,
         max_bad_steps: int = 10,
         lr_schedule: str = "constant",
+        objective: Objective | None = None,
+        players: Mapping[str, PlayerSpec | nn.Module] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -239,12 +322,8 @@ class AdversarialTrainer:
             raise ConfigError(f"precision 16 (float16 with gradient scaling) needs CUDA; on {self.device.type} use bf16")
         self.precision = precision
         self._autocast_dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(precision)
-        # float16 gradients can underflow: scale the losses, one scaler per player.
-        self._scalers = (
-            (torch.amp.GradScaler("cuda"), torch.amp.GradScaler("cuda")) if precision == "16" else (None, None)
-        )
-        self.generator = generator.to(self.device)
-        self.discriminator = discriminator.to(self.device)
+        # float16 gradients can underflow: scale the losses, one scaler per update (a player or a group).
+        self._scalers: dict[str, torch.amp.GradScaler] = {}
         self.latent_dim = latent_dim_of(generator)
         self.loss = loss
         self.data = data
@@ -257,33 +336,6 @@ class AdversarialTrainer:
         # global minibatch of world_size * batch_size samples.
         self.world_size, self.rank = distributed.world_size(), distributed.rank()
 
-        # Data lives on the device; batches are drawn by index there.
-        self._train = data.train.to(self.device)
-        self.batches_per_epoch = len(self._train) // (batch_size * self.world_size)
-        self.steps_per_epoch = self.batches_per_epoch // k
-        if self.steps_per_epoch == 0:
-            raise ConfigError(
-                f"the training set has {len(self._train)} samples, fewer than one step needs "
-                f"(k * batch_size * processes = {k * batch_size * self.world_size})"
-            )
-
-        default = adam(lr=2e-4, betas=(0.5, 0.999))
-        self._g_params = [p for p in self.generator.parameters() if p.requires_grad]
-        self._d_params = [p for p in self.discriminator.parameters() if p.requires_grad]
-        self.g_optimizer = (g_optimizer or default)(self._g_params)
-        self.d_optimizer = (d_optimizer or default)(self._d_params)
-        self.lr_schedule = lr_schedule
-        self._base_lrs = [[group["lr"] for group in opt.param_groups] for opt in (self.g_optimizer, self.d_optimizer)]
-        # The modules whose updates average gradients over ranks: DDP wrappers under
-        # torchrun, the modules themselves otherwise. Passes that must not start a
-        # gradient reduction (G's samples for D's update, D inside G's update, the
-        # gradient penalty, sampling) use the plain modules.
-        self._g_update, self._d_update = self.generator, self.discriminator
-        if self.world_size > 1:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self._g_update = DistributedDataParallel(self.generator, device_ids=ids)
-            self._d_update = DistributedDataParallel(self.discriminator, device_ids=ids)
-
         # Separate random streams for noise and for the data order, so that sampling and
         # evaluation in callbacks never shift what training sees. Both are the same on
         # every rank: ranks take different slices of what they draw.
@@ -291,35 +343,47 @@ class AdversarialTrainer:
         self._noise_rng.manual_seed(self.seed + 1)
         self._data_rng = torch.Generator(device=self.device)
         self._data_rng.manual_seed(self.seed + 2)
+        # Data lives on the device; batches are drawn by index there.
+        self.source = TensorSource(data, batch_size, self.device, self._data_rng, self.rank, self.world_size)
+        self._class_weights = data.class_frequencies().to(self.device) if data.labelled else None
 
-        self.step = 0  # generator updates done: Algorithm 1's outer iterations
+        # The players: G and D, then any others, each with its optimiser and moving average.
+        specs: dict[str, PlayerSpec] = {
+            "generator": PlayerSpec(generator, g_optimizer, ema_decay, ema_start),
+            "discriminator": PlayerSpec(discriminator, d_optimizer),
+        }
+        for name, spec in (players or {}).items():
+            if name in specs:
+                raise ConfigError(f"player {name!r} is given twice")
+            specs[name] = spec if isinstance(spec, PlayerSpec) else PlayerSpec(spec)
+        self.players = Players([self._make_player(name, spec) for name, spec in specs.items()])
+        self.objective = objective if objective is not None else GANObjective()
+        if isinstance(self.objective, GANObjective) and self.objective.joint_d_forward is None:
+            self.objective.joint_d_forward = joint_d_forward
+        missing = [name for name in self.objective.players if name not in self.players]
+        if missing:
+            raise ConfigError(
+                f"objective {type(self.objective).__name__} needs the player(s) {', '.join(missing)}; "
+                f"this run has {', '.join(self.players)}"
+            )
+        self.lr_schedule = lr_schedule
+        self._ctx = StepContext(self)
+
+        self.step = 0  # objective steps done: Algorithm 1's outer iterations
         self.epoch = 0  # complete passes over the training set
-        self._cursor = 0  # real minibatches drawn in the current epoch
-        self._order: Tensor | None = None  # this epoch's permutation of the training set
-        self._stats = torch.zeros(len(STAT_NAMES), device=self.device)
+        self._stat_names: tuple[str, ...] | None = None  # the objective's diagnostics, fixed at the first step
+        self._stats: Tensor | None = None  # their running sums on the device
         self._stats_steps = 0  # applied steps in the running sums
         self._zero = torch.zeros((), device=self.device)
         # The NaN guard: skip updates with non-finite losses or gradients; stop after
         # max_bad_steps steps in a row had one.
         self.nan_guard, self.max_bad_steps = nan_guard, max_bad_steps
+        self._step_ok = True  # every update of the current step was applied
         self._skipped = 0  # steps with a skipped update since the last record
         self._bad_run = 0  # such steps in a row, up to now
         self.fault: str | None = None
         self.target_step = 0
         self.should_stop = False
-        self.joint_d_forward = (
-            not has_batch_coupling(self.discriminator) if joint_d_forward is None else joint_d_forward
-        )
-        if self.world_size > 1 and not self.joint_d_forward:  # DDP reduces once per forward pass
-            raise ConfigError("under torchrun the discriminator must see real and fake in one pass (no batch norm in D)")
-        # G's exponential moving average: a copy that tracks G slowly (sampling uses it).
-        self.ema_decay, self.ema_start = ema_decay, ema_start
-        self.generator_ema: nn.Module | None = None
-        if ema_decay > 0:
-            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
-            trained = [p.requires_grad for p in self.generator.parameters()]  # frozen ones never move
-            averaged = [q for q, t in zip(self.generator_ema.parameters(), trained) if t]
-            self._ema_pairs = (averaged, self._g_params)
         self.callbacks: list[Callback] = list(callbacks)
         self.log_every = log_every
         self.run_dir = None if run_dir is None else Path(run_dir)
@@ -331,8 +395,82 @@ class AdversarialTrainer:
             **(metadata or {}),
         }
         self._clock: tuple[float, int] = (time.perf_counter(), 0)  # (time, step) at the last record
+        self.objective.check(self)
+        self.steps_per_epoch = self.source.batches_per_epoch // self.objective.batches_per_step(0, self)
+        if self.steps_per_epoch == 0:
+            raise ConfigError(
+                f"the training set has {len(data.train)} samples, fewer than one step needs "
+                f"(k * batch_size * processes = {self.objective.batches_per_step(0, self) * batch_size * self.world_size})"
+            )
+        self._check_state_keys()
+        self._find_hot_callbacks()
         for callback in self.callbacks:
             callback.check(self)
+
+    def _find_hot_callbacks(self) -> None:
+        self._hot_callbacks = {hook: [c for c in self.callbacks if _overrides(c, hook)] for hook in HOT_HOOKS}
+
+    def _make_player(self, name: str, spec: PlayerSpec) -> Player:
+        if not isinstance(spec.module, nn.Module):
+            raise ConfigError(f"player {name!r} must be a torch.nn.Module, got {type(spec.module).__name__}")
+        module = spec.module.to(self.device)
+        params = [p for p in module.parameters() if p.requires_grad]
+        maker = spec.optimizer or adam(lr=2e-4, betas=(0.5, 0.999))
+        # The module whose updates average gradients over ranks: a DDP wrapper under
+        # torchrun, the module itself otherwise. Passes that must not start a gradient
+        # reduction (G's samples for D's update, D inside G's update, the gradient
+        # penalty, sampling) use the plain module.
+        update_module = module
+        if self.world_size > 1 and params:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            update_module = DistributedDataParallel(module, device_ids=ids)
+        return Player(name, module, maker(params), params, update_module, spec.ema_decay, spec.ema_start)
+
+    def _check_state_keys(self) -> None:
+        seen: dict[str, Callback] = {}
+        for callback in self.callbacks:
+            if not _overrides(callback, "state_dict"):
+                continue
+            key = callback_key(callback)
+            if key in seen:
+                raise ConfigError(
+                    f"two callbacks keep their state under {key!r}; give each its own state_key"
+                )
+            seen[key] = callback
+
+    # --- the two players of the 2014 game, by their old names ---------------------------
+
+    @property
+    def generator(self) -> nn.Module:
+        return self.players.generator.module
+
+    @property
+    def discriminator(self) -> nn.Module:
+        return self.players.discriminator.module
+
+    @property
+    def g_optimizer(self) -> torch.optim.Optimizer:
+        return self.players.generator.optimizer
+
+    @property
+    def d_optimizer(self) -> torch.optim.Optimizer:
+        return self.players.discriminator.optimizer
+
+    @property
+    def generator_ema(self) -> nn.Module | None:
+        return self.players.generator.ema
+
+    @property
+    def ema_decay(self) -> float:
+        return self.players.generator.ema_decay
+
+    @property
+    def joint_d_forward(self) -> bool | None:
+        return getattr(self.objective, "joint_d_forward", None)
+
+    @property
+    def conditional(self) -> bool:
+        return is_conditional(self.generator)
 
     def require_run_dir(self, who: str) -> Path:
         """The run folder, for a callback that writes files; a clear error if there is none."""
@@ -340,85 +478,45 @@ class AdversarialTrainer:
             raise ConfigError(f"{who} writes files: give the trainer a run_dir")
         return self.run_dir
 
-    # --- data and noise -------------------------------------------------------
+    # --- what an objective draws ---------------------------------------------------------
 
-    def _next_real_batch(self) -> Tensor:
-        """x(1..m) ~ p_data: the next minibatch of this epoch's random order."""
-        if self._order is None:
-            self._order = torch.randperm(len(self._train), generator=self._data_rng, device=self.device)
-        start = (self._cursor * self.world_size + self.rank) * self.batch_size
-        self._cursor += 1
-        return self.data.decode(torch.index_select(self._train, 0, self._order[start : start + self.batch_size]))
+    def k_at(self, step: int) -> int:
+        """Discriminator updates per generator update at ``step``."""
+        return self.k
 
-    def _noise(self) -> Tensor:
-        """z(1..m) ~ p_z, fresh for every update; under torchrun, this rank's slice of the global batch's noise."""
-        z = draw_noise(self.batch_size * self.world_size, self.latent_dim, self.noise, self._noise_rng, self.device)
-        return z if self.world_size == 1 else z[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
+    def draw_noise(self, n: int | None = None) -> Tensor:
+        """z ~ p_z, fresh for every pass; under torchrun, this rank's slice of the global batch's noise."""
+        n = self.batch_size if n is None else n
+        z = draw_noise(n * self.world_size, self.latent_dim, self.noise, self._noise_rng, self.device)
+        return z if self.world_size == 1 else z[self.rank * n : (self.rank + 1) * n]
 
-    def _d_logits(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
-        if self.joint_d_forward:
-            # One pass over [real; fake]: the same maths as two passes when no layer
-            # couples samples within a batch, at half the kernel launches.
-            logits = self._d_update(torch.cat((real, fake))).reshape(-1)
-            return logits[: len(real)], logits[len(real) :]
-        return self.discriminator(real).reshape(-1), self.discriminator(fake).reshape(-1)
+    def draw_labels(self, n: int | None = None) -> Tensor:
+        """Labels for G's samples from the training set's class frequencies (this rank's slice)."""
+        if self._class_weights is None:
+            raise ConfigError(f"dataset {self.data.name!r} has no labels to draw")
+        n = self.batch_size if n is None else n
+        labels = torch.multinomial(self._class_weights, n * self.world_size, replacement=True, generator=self._noise_rng)
+        return labels if self.world_size == 1 else labels[self.rank * n : (self.rank + 1) * n]
 
-    # --- Algorithm 1 ------------------------------------------------------------
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self._autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self._autocast_dtype)
+
+    # --- one step -----------------------------------------------------------------------
 
     def train_step(self) -> bool:
-        """One iteration of Algorithm 1: k discriminator updates, then one generator update.
+        """One call of the objective (for Algorithm 1: k D updates, then one G update).
 
         Advances the step counter; returns True if this step finished an epoch.
         """
-        generator, discriminator, loss = self.generator, self.discriminator, self.loss
-        d_scaler, g_scaler = self._scalers
         if self.lr_schedule != "constant":
             self._set_learning_rates()
-
-        # Discriminator: k steps, each ascending (1/m) sum[log D(x) + log(1 - D(G(z)))],
-        # i.e. descending the loss's discriminator_loss. G is held fixed: its samples
-        # are made without a graph, so no gradient reaches theta_g.
-        applied = True
-        for _ in range(self.k):
-            real = self._next_real_batch()
-            with self._autocast():
-                with torch.no_grad():
-                    fake = generator(self._noise())
-                real_logits, fake_logits = self._d_logits(real, fake)
-                penalty = loss.discriminator_penalty(discriminator, real, fake)
-            # Losses in float32 whatever the precision of the passes (a no-op at 32).
-            d_loss = loss.discriminator_loss(real_logits.float(), fake_logits.float())
-            if penalty is not None:
-                d_loss = d_loss + penalty.float()
-            d_norm = self._update(d_loss, self.d_optimizer, d_scaler, self._d_params)
-            applied &= d_norm is not None
-
-        # Generator: one step descending (1/m) sum log(1 - D(G(z))) for the minimax
-        # loss, or ascending log D(G(z)) for the non-saturating one, on fresh noise.
-        # backward(inputs=theta_g) leaves D's weight gradients uncomputed: D is fixed here.
-        with self._autocast():
-            fake_logits_g = discriminator(self._g_update(self._noise())).reshape(-1)
-        g_loss = loss.generator_loss(fake_logits_g.float())
-        g_norm = self._update(g_loss, self.g_optimizer, g_scaler, self._g_params, inputs=self._g_params)
-        applied &= g_norm is not None
-        if g_norm is not None and self.generator_ema is not None:
-            self._update_ema()
-
-        if applied:
+        self._step_ok = True
+        diagnostics = self.objective.step(self._ctx) or {}
+        if self._step_ok:
             self._bad_run = 0
-            # Running sums on the device; read (a host-device sync) only when logged.
-            with torch.no_grad():
-                self._stats += torch.stack(
-                    (
-                        d_loss.detach(),
-                        g_loss.detach(),
-                        torch.sigmoid(real_logits.detach()).mean(),
-                        torch.sigmoid(fake_logits.detach()).mean(),
-                        d_norm,
-                        g_norm,
-                    )
-                )
-            self._stats_steps += 1
+            self._accumulate(diagnostics)
         else:
             self._skipped += 1
             self._bad_run += 1
@@ -431,30 +529,47 @@ class AdversarialTrainer:
                 self.should_stop = True
 
         self.step += 1
-        if self._cursor < self.k * self.steps_per_epoch:
+        if self.source.remaining() >= self.objective.batches_per_step(self.step, self):
             return False
-        # Epoch done; the leftover (fewer than k * batch_size samples) waits for the next order.
+        # Epoch done; the leftover (fewer batches than the next step needs) waits for the next order.
         self.epoch += 1
-        self._cursor = 0
-        self._order = None
+        self.source.new_epoch()
         return True
 
-    def _update(
-        self,
-        loss: Tensor,
-        optimizer: torch.optim.Optimizer,
-        scaler: Any,
-        params: list[Tensor],
-        inputs: list[Tensor] | None = None,
-    ) -> Tensor | None:
-        """One optimiser step on ``loss``'s gradient; the gradient norm, or None if the step was skipped.
+    def _accumulate(self, diagnostics: Mapping[str, Tensor]) -> None:
+        """Running sums of the diagnostics on the device; read (a host-device sync) only when logged."""
+        if not diagnostics:
+            self._stats_steps += 1
+            return
+        names = tuple(diagnostics)
+        if self._stat_names is None or self._stats is None:
+            self._stat_names = names
+            self._stats = torch.zeros(len(names), device=self.device)
+        elif names != self._stat_names:
+            raise ConfigError(
+                f"objective {type(self.objective).__name__} returned diagnostics {', '.join(names)} after "
+                f"{', '.join(self._stat_names)}: a step must return the same names every time"
+            )
+        with torch.no_grad():
+            self._stats += torch.stack([value.detach().float().reshape(()) for value in diagnostics.values()])
+        self._stats_steps += 1
+
+    def update(self, names: tuple[str, ...], loss: Tensor) -> Tensor:
+        """One optimiser step for each named player on ``loss``'s gradient; the gradient norm.
 
         With the NaN guard on, a loss or gradient that is not finite skips the
-        step: parameters and optimiser state stay as they were. At float16 the
-        gradient scaler skips steps whose scaled gradients overflowed by itself.
+        update: parameters and optimiser states stay as they were, and the step
+        counts as skipped. At float16 the gradient scaler skips updates whose scaled
+        gradients overflowed by itself.
         """
-        optimizer.zero_grad(set_to_none=True)
-        (loss if scaler is None else scaler.scale(loss)).backward(inputs=inputs)
+        players = [self.players[name] for name in names]
+        params = [p for player in players for p in player.params]
+        scaler = self._scaler(names)
+        for player in players:
+            player.optimizer.zero_grad(set_to_none=True)
+        # backward(inputs=...) computes gradients for these players only: the others are fixed here.
+        (loss if scaler is None else scaler.scale(loss)).backward(inputs=params)
+        self._hot("on_after_backward", names)
         norm = self._zero
         if self.nan_guard:
             norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
@@ -466,47 +581,55 @@ class AdversarialTrainer:
             # A host-device sync per update: the price of never applying a bad step. Under
             # torchrun every rank must take the same decision, or their weights drift apart.
             if not distributed.all_agree(bool(finite), self.device, require_all=True):
-                optimizer.zero_grad(set_to_none=True)
-                return None
-        if scaler is None:
-            optimizer.step()
-            return norm
-        scale = scaler.get_scale()
-        scaler.step(optimizer)
-        scaler.update()
-        return norm if scaler.get_scale() >= scale else None  # a lowered scale: the step was skipped
+                for player in players:
+                    player.optimizer.zero_grad(set_to_none=True)
+                self._step_ok = False
+                return norm
+        scale = None if scaler is None else scaler.get_scale()
+        for player in players:
+            self._hot("on_before_optimizer_step", player.name)
+            if scaler is None:
+                player.optimizer.step()
+            else:
+                scaler.step(player.optimizer)
+        if scaler is not None:
+            scaler.update()
+            if scaler.get_scale() < scale:  # a lowered scale: the step was skipped
+                self._step_ok = False
+                return norm
+        for player in players:
+            self._hot("on_after_optimizer_step", player.name)
+            player.update_average(self.step)
+        return norm
+
+    def _scaler(self, names: tuple[str, ...]) -> Any:
+        if self.precision != "16":
+            return None
+        key = "+".join(names)
+        if key not in self._scalers:
+            self._scalers[key] = torch.amp.GradScaler("cuda")
+        return self._scalers[key]
+
+    def _hot(self, hook: str, argument: Any) -> None:
+        for callback in self._hot_callbacks[hook]:
+            getattr(callback, hook)(self, argument)
 
     def _set_learning_rates(self) -> None:
         """Learning rates for this step: the configured ones scaled down towards 0 at the last step."""
         done = min(self.step / max(self.target_step, 1), 1.0)
         factor = 1.0 - done if self.lr_schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * done))
-        for optimizer, bases in zip((self.g_optimizer, self.d_optimizer), self._base_lrs):
-            for group, base in zip(optimizer.param_groups, bases):
+        for player in self.players.values():
+            for group, base in zip(player.optimizer.param_groups, player.base_lrs):
                 group["lr"] = base * factor
-
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self._autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self._autocast_dtype)
-
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        """theta_ema <- decay * theta_ema + (1 - decay) * theta_g; a plain copy before ema_start."""
-        averaged, current = self._ema_pairs
-        weight = 1.0 if self.step < self.ema_start else 1.0 - self.ema_decay
-        torch._foreach_lerp_(averaged, current, weight)
-        for ema_buffer, buffer in zip(self.generator_ema.buffers(), self.generator.buffers()):
-            ema_buffer.copy_(buffer)
 
     def pop_stats(self) -> dict[str, float]:
         """Means over the applied steps since the last call. A host-device sync point."""
-        if self._stats_steps == 0:
+        if self._stats_steps == 0 or self._stats is None or self._stat_names is None:
+            self._stats_steps = 0
             return {}
-        values = dict(zip(STAT_NAMES, distributed.mean_over_ranks(self._stats / self._stats_steps).tolist()))
+        values = dict(zip(self._stat_names, distributed.mean_over_ranks(self._stats / self._stats_steps).tolist()))
         self._stats.zero_()
         self._stats_steps = 0
-        if not self.nan_guard:  # gradient norms are measured by the guard
-            del values["d_grad_norm"], values["g_grad_norm"]
         return values
 
     def steps_for(self, *, steps: int | None = None, epochs: int | None = None) -> int:
@@ -523,24 +646,30 @@ class AdversarialTrainer:
         """Train until the step counter reaches the target (absolute, so a resumed run ends where it would have)."""
         self.target_step = self.steps_for(steps=steps, epochs=epochs)
         self.should_stop = False
-        self._notify("on_fit_start")
-        self.generator.train()
-        self.discriminator.train()
-        self._clock = (time.perf_counter(), self.step)
-        while self.step < self.target_step:
-            if distributed.all_agree(self.should_stop, self.device):
-                self.should_stop = True  # also on the ranks that did not ask: they stop alike
-                break
-            epoch_done = self.train_step()
-            failpoints.hit("step")
-            if self.step % self.log_every == 0:
-                self._log_training()
-            self._notify("on_step_end")
-            if epoch_done:
-                self._notify("on_epoch_end")
-        if self._stats_steps or self._skipped:
-            self._log_training()  # the last, partial interval
-        self._notify("on_fit_end")
+        self._find_hot_callbacks()  # callbacks may have been added since the trainer was built
+        try:
+            self._notify("on_fit_start")
+            for player in self.players.values():
+                player.module.train()
+            self._clock = (time.perf_counter(), self.step)
+            while self.step < self.target_step:
+                if distributed.all_agree(self.should_stop, self.device):
+                    self.should_stop = True  # also on the ranks that did not ask: they stop alike
+                    break
+                epoch_done = self.train_step()
+                failpoints.hit("step")
+                if self.step % self.log_every == 0:
+                    self._log_training()
+                self._notify("on_step_end")
+                if epoch_done:
+                    self._notify("on_epoch_end")
+            if self._stats_steps or self._skipped:
+                self._log_training()  # the last, partial interval
+            self._notify("on_fit_end")
+        except BaseException as exc:
+            for callback in self.callbacks:
+                callback.on_exception(self, exc)
+            raise
         return self
 
     def _log_training(self) -> None:
@@ -548,7 +677,8 @@ class AdversarialTrainer:
         now = time.perf_counter()
         then, step_then = self._clock
         self._clock = (now, self.step)
-        samples = (self.step - step_then) * self.k * self.batch_size * self.world_size  # all ranks
+        batches = self.objective.batches_per_step(self.step, self)
+        samples = (self.step - step_then) * batches * self.batch_size * self.world_size  # all ranks
         self.log(
             {
                 "event": "train",
@@ -581,20 +711,35 @@ class AdversarialTrainer:
             for callback in self.callbacks:
                 getattr(callback, hook)(self)
 
+    def diagnostics(self) -> dict[str, Any]:
+        """What the objective's numbers mean, as JSON (loggers record it, plots draw from it)."""
+        return {name: d.as_json() for name, d in self.objective.diagnostics(self).items()}
+
     @property
     def epoch_progress(self) -> float:
         """Epochs done, with the current one as a fraction."""
-        return self.epoch + self._cursor / (self.k * self.steps_per_epoch)
+        return self.epoch + self.source.cursor / (self.objective.batches_per_step(self.step, self) * self.steps_per_epoch)
 
     @property
     def sampling_generator(self) -> nn.Module:
         """G's moving average when there is one, else G."""
-        return self.generator if self.generator_ema is None else self.generator_ema
+        return self.players.generator.sampling_module
 
-    def sample(self, n: int, seed: int | None = None, raw: bool = False) -> Tensor:
-        """n samples (eval mode, no gradients, a private RNG) of G's average, or of G itself if ``raw``."""
+    def sample(self, n: int, seed: int | None = None, raw: bool = False, labels: Tensor | None = None) -> Tensor:
+        """n samples (eval mode, no gradients, a private RNG) of G's average, or of G itself if ``raw``.
+
+        A conditional G draws for ``labels``, or for labels drawn from the training set's class frequencies.
+        """
+        return self.sample_labelled(n, seed, raw, labels)[0]
+
+    def sample_labelled(
+        self, n: int, seed: int | None = None, raw: bool = False, labels: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """(samples, the labels they were drawn for or None), as :meth:`sample`."""
         generator = self.generator if raw else self.sampling_generator
-        return generate(generator, n, noise=self.noise, seed=seed, device=self.device)
+        return generate_labelled(
+            generator, n, noise=self.noise, seed=seed, device=self.device, labels=labels, class_weights=self._class_weights
+        )
 
     # --- state for checkpoints ---------------------------------------------------
 
@@ -607,61 +752,66 @@ class AdversarialTrainer:
         }
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        state: dict[str, Any] = {
-            "generator": self.generator.state_dict(),
-            "discriminator": self.discriminator.state_dict(),
-            "g_optimizer": self.g_optimizer.state_dict(),
-            "d_optimizer": self.d_optimizer.state_dict(),
-            "progress": {
-                "step": self.step,
-                "epoch": self.epoch,
-                "cursor": self._cursor,
-                "seed": self.seed,
-                "stats_steps": self._stats_steps,
-                "skipped": self._skipped,
-                "bad_run": self._bad_run,
-                "device_type": self.device.type,
-                "world_size": self.world_size,
-            },
-            "stats": self._stats,
-            "rng": rng,
-            "callbacks": {},
-        }
-        if self._order is not None:
-            state["order"] = self._order
-        if self.generator_ema is not None:
-            state["generator_ema"] = self.generator_ema.state_dict()
-        if self._scalers[0] is not None:
-            state["scalers"] = [scaler.state_dict() for scaler in self._scalers]
-        for i, callback in enumerate(self.callbacks):
+        state: dict[str, Any] = {}
+        for player in self.players.values():
+            state.update(player.state_dict())
+        source = self.source.state_dict()
+        state.update(
+            {
+                "progress": {
+                    "step": self.step,
+                    "epoch": self.epoch,
+                    "cursor": source["cursor"],
+                    "seed": self.seed,
+                    "stats_steps": self._stats_steps,
+                    "stat_names": None if self._stat_names is None else list(self._stat_names),
+                    "skipped": self._skipped,
+                    "bad_run": self._bad_run,
+                    "device_type": self.device.type,
+                    "world_size": self.world_size,
+                    "players": list(self.players),
+                },
+                "rng": rng,
+                "callbacks": {},
+            }
+        )
+        if self._stats is not None:
+            state["stats"] = self._stats
+        if "order" in source:
+            state["order"] = source["order"]
+        if self._scalers:
+            state["scalers"] = {key: scaler.state_dict() for key, scaler in self._scalers.items()}
+        for callback in self.callbacks:
             callback_state = callback.state_dict()
             if callback_state is not None:
-                state["callbacks"][f"{i}:{type(callback).__name__}"] = callback_state
+                state["callbacks"][callback_key(callback)] = callback_state
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.load_state_dict(state["generator"])
-        if self.generator_ema is not None:
-            self.generator_ema.load_state_dict(state.get("generator_ema", state["generator"]))
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.g_optimizer.load_state_dict(state["g_optimizer"])
-        self.d_optimizer.load_state_dict(state["d_optimizer"])
-        if self._scalers[0] is not None and "scalers" in state:
-            for scaler, scaler_state in zip(self._scalers, state["scalers"]):
-                scaler.load_state_dict(scaler_state)
         progress = state["progress"]
         if progress.get("world_size", 1) != self.world_size:
             raise ConfigError(
                 f"the checkpoint was trained by {progress.get('world_size', 1)} process(es); resume it with "
                 f"the same number (--nproc {progress.get('world_size', 1)}), not {self.world_size}"
             )
-        self.step, self.epoch, self._cursor = progress["step"], progress["epoch"], progress["cursor"]
+        saved_players = progress.get("players", ["generator", "discriminator"])
+        if list(saved_players) != list(self.players):
+            raise ConfigError(
+                f"the checkpoint has the players {', '.join(saved_players)}; this run has {', '.join(self.players)}"
+            )
+        for player in self.players.values():
+            player.load_state_dict(state)
+        scalers = state.get("scalers")
+        if self.precision == "16" and scalers:
+            if isinstance(scalers, list):  # the first release kept (D's, G's)
+                scalers = dict(zip(("discriminator", "generator"), scalers))
+            for key, scaler_state in scalers.items():
+                self._scaler(tuple(key.split("+"))).load_state_dict(scaler_state)
+        self.step, self.epoch = progress["step"], progress["epoch"]
         self.seed = progress["seed"]
-        self._stats.copy_(state["stats"])
-        self._stats_steps = progress["stats_steps"]
+        self.source.load_state_dict({"cursor": progress["cursor"], "order": state.get("order")})
+        self._load_stats(state.get("stats"), progress)
         self._skipped, self._bad_run = progress["skipped"], progress["bad_run"]
-        order = state.get("order")
-        self._order = None if order is None else order.to(self.device)
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         if progress.get("device_type", self.device.type) == self.device.type:
@@ -673,7 +823,22 @@ class AdversarialTrainer:
         if "cuda" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(rng["cuda"], self.device)
         saved = state.get("callbacks", {})
-        for i, callback in enumerate(self.callbacks):
-            key = f"{i}:{type(callback).__name__}"
+        by_class = {key.partition(":")[2]: value for key, value in saved.items() if ":" in key}  # first release: "i:Class"
+        for callback in self.callbacks:
+            key = callback_key(callback)
             if key in saved:
                 callback.load_state_dict(saved[key])
+            elif type(callback).__name__ in by_class:
+                callback.load_state_dict(by_class[type(callback).__name__])
+
+    def _load_stats(self, sums: Tensor | None, progress: Mapping[str, Any]) -> None:
+        self._stats_steps = progress["stats_steps"]
+        names = progress.get("stat_names")
+        if sums is None or (names is None and self._stats_steps == 0):
+            self._stat_names, self._stats = (None, None) if names is None else (tuple(names), None)
+            return
+        if names is None:  # the first release: a fixed vector, read as this objective's first diagnostics
+            names = list(self.objective.diagnostics(self))
+            sums = sums[: len(names)]
+        self._stat_names = tuple(names)
+        self._stats = sums.to(self.device, torch.float32).clone()

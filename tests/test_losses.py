@@ -45,6 +45,11 @@ CLOSED_FORMS = {
         -mean(FAKE),
     ),
     "wasserstein": (mean(FAKE) - mean(REAL), -mean(FAKE)),
+    # Jolicoeur-Martineau (2019), equations (7)-(8): each sample against the other side's mean logit
+    "relativistic-average": (
+        -mean(math.log(sig(r - mean(FAKE))) for r in REAL) - mean(math.log(1 - sig(f - mean(REAL))) for f in FAKE),
+        -mean(math.log(sig(f - mean(REAL))) for f in FAKE) - mean(math.log(1 - sig(r - mean(FAKE))) for r in REAL),
+    ),
 }
 
 
@@ -54,7 +59,9 @@ def test_loss_matches_closed_form(name):
     real, fake = tensors()
     d_expected, g_expected = CLOSED_FORMS[name]
     assert loss.discriminator_loss(real, fake).item() == pytest.approx(d_expected, rel=1e-12)
-    assert loss.generator_loss(fake).item() == pytest.approx(g_expected, rel=1e-12)
+    assert loss.generator_loss(fake, real).item() == pytest.approx(g_expected, rel=1e-12)
+    if not loss.generator_uses_real:  # the one-argument form stays valid where real logits are not needed
+        assert loss.generator_loss(fake).item() == pytest.approx(g_expected, rel=1e-12)
 
 
 def test_all_builtin_losses_are_checked():
@@ -66,13 +73,20 @@ def test_losses_are_finite_at_extreme_logits(name):
     loss = BUILTIN_LOSSES[name]()
     real = torch.tensor([300.0, -300.0], requires_grad=True)
     fake = torch.tensor([-300.0, 300.0], requires_grad=True)
-    total = loss.discriminator_loss(real, fake) + loss.generator_loss(fake)
+    total = loss.discriminator_loss(real, fake) + loss.generator_loss(fake, real)
     total.backward()
     assert torch.isfinite(total) and torch.isfinite(real.grad).all() and torch.isfinite(fake.grad).all()
 
 
 # D's best response when p_g = p_data: the output that minimises its loss on identical inputs.
-BEST_OUTPUT_AT_EQUILIBRIUM = {"minimax": 0.0, "non-saturating": 0.0, "least-squares": 0.5, "hinge": 0.0, "wasserstein": 0.0}
+BEST_OUTPUT_AT_EQUILIBRIUM = {
+    "minimax": 0.0,
+    "non-saturating": 0.0,
+    "least-squares": 0.5,
+    "hinge": 0.0,
+    "wasserstein": 0.0,
+    "relativistic-average": 0.0,
+}
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN_LOSSES))
@@ -115,3 +129,11 @@ def test_gradient_penalty_of_a_linear_critic():
     assert WassersteinLoss(gradient_penalty=0.0).discriminator_penalty(critic, real, fake) is None
     assert HingeLoss().discriminator_penalty(critic, real, fake) is None
     assert LeastSquaresLoss().discriminator_penalty(critic, real, fake) is None
+
+
+def test_relativistic_generator_loss_needs_real_logits():
+    from advnets.errors import ConfigError
+    from advnets.losses import RelativisticAverageLoss
+
+    with pytest.raises(ConfigError, match="needs D's logits on real data"):
+        RelativisticAverageLoss().generator_loss(torch.zeros(3))

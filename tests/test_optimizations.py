@@ -49,7 +49,7 @@ def test_generator_update_needs_only_the_generators_gradients():
     trainer = small_gan()
     z = torch.randn(16, 16)
     grads = []
-    for inputs in (None, trainer._g_params):
+    for inputs in (None, trainer.players.generator.params):
         trainer.generator.zero_grad(set_to_none=True)
         trainer.discriminator.zero_grad(set_to_none=True)
         loss = trainer.loss.generator_loss(trainer.discriminator(trainer.generator(z)))
@@ -63,10 +63,11 @@ def test_generator_update_needs_only_the_generators_gradients():
 
 def test_batches_by_index_select_are_the_indexed_rows():
     trainer = small_gan()
-    trainer._order = torch.randperm(256, generator=torch.Generator().manual_seed(1))
-    batch = trainer._next_real_batch()
-    expected = trainer.data.decode(trainer._train[trainer._order[:16]])
-    assert torch.equal(batch, expected)
+    source = trainer.source
+    source.order = torch.randperm(256, generator=torch.Generator().manual_seed(1))
+    batch = source.next()
+    expected = trainer.data.decode(trainer.data.train[source.order[:16]])
+    assert torch.equal(batch.x, expected) and batch.labels is None
 
 
 def test_bf16_autocast_runs_on_the_cpu_and_stays_close_to_float32():

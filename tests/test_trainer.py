@@ -205,7 +205,7 @@ def test_state_round_trip_through_a_checkpoint_file_resumes_exactly(tmp_path):
 def test_resume_in_the_middle_of_an_epoch(tmp_path):
     straight = make_trainer(seed=4, n=64, batch_size=8).fit(steps=13)  # 8 steps per epoch
     first = make_trainer(seed=4, n=64, batch_size=8).fit(steps=5)
-    assert first._cursor == 5 and first._order is not None
+    assert first.source.cursor == 5 and first.source.order is not None
     save_checkpoint(tmp_path / "c.safetensors", first.state_dict(), {})
     resumed = make_trainer(seed=4, n=64, batch_size=8)
     resumed.load_state_dict(load_checkpoint(tmp_path / "c.safetensors")[0])
