@@ -12,7 +12,10 @@ from .data import Data
 from .errors import AdvnetsError, CheckpointError, ConfigError, PluginError
 from .hookspecs import hookimpl
 from .losses import GANLoss
+from .objectives import Diagnostic, GANObjective, Objective, StepContext
+from .players import Player, PlayerSpec
 from .registry import Component, Registry
+from .sources import Batch
 from .trainer import AdversarialTrainer, Callback
 
 __version__ = "0.1.0"
@@ -20,14 +23,21 @@ __version__ = "0.1.0"
 __all__ = [
     "AdversarialTrainer",
     "AdvnetsError",
+    "Batch",
     "Callback",
     "CheckpointError",
     "Component",
     "ConfigError",
     "Data",
+    "Diagnostic",
     "GANLoss",
+    "GANObjective",
+    "Objective",
+    "Player",
+    "PlayerSpec",
     "PluginError",
     "Registry",
+    "StepContext",
     "build",
     "components",
     "configure",

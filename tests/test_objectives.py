@@ -1,0 +1,353 @@
+"""The step as a component: the gan objective's bit-identity, extra players, hooks, labels, diagnostics."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from advnets import AdversarialTrainer, Callback, ConfigError, Data, Diagnostic, Objective, PlayerSpec
+from advnets.checkpoint import load_checkpoint, save_checkpoint
+from advnets.losses import HingeLoss, NonSaturatingLoss, RelativisticAverageLoss, WassersteinLoss
+from advnets.trainer import generate_labelled
+
+from test_trainer import Discriminator, Generator, make_trainer, params
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = REPO / "tests" / "reference"
+EXAMPLE = REPO / "docs" / "examples" / "latent_regression.py"
+
+
+def test_gan_objective_reproduces_the_previous_trainer_bit_for_bit():
+    """Five configurations (k = 2 and 3, EMA, dropout, batch norm in D, gradient penalty, SGD,
+    lr schedules) hashed with the trainer before the step became a component."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVNETS_")}
+    out = subprocess.run(
+        [sys.executable, str(REFERENCE / "step_reference.py")], capture_output=True, text=True, env=env, timeout=300, check=True
+    )
+    now = json.loads(out.stdout)
+    stored = json.loads((REFERENCE / "step_reference.json").read_text())
+    assert set(now) == set(stored)
+    for name in stored:
+        assert now[name]["weights"] == stored[name]["weights"], name
+        assert now[name]["counters"] == stored[name]["counters"], name
+        for before, after in zip(json.loads(stored[name]["records"]), json.loads(now[name]["records"])):
+            for key in ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm", "step", "epoch", "skipped_steps"):
+                assert before[key] == after[key], (name, key)
+
+
+# --- a third player ---------------------------------------------------------------------
+
+
+class Encoder(nn.Module):
+    def __init__(self, width: int = 2, latent_dim: int = 3) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(width, 16), nn.ReLU(), nn.Linear(16, latent_dim))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class Recover(Objective):
+    """G and E trained together to make E(G(z)) = z, beside Algorithm 1's D update."""
+
+    players = ("generator", "discriminator", "encoder")
+
+    def diagnostics(self, trainer):
+        return {"d_loss": Diagnostic("D's loss"), "z_error": Diagnostic("z error", 0.0)}
+
+    def step(self, ctx):
+        G, D, E = ctx.players.generator, ctx.players.discriminator, ctx.players.encoder
+        batch = ctx.batch()
+        with torch.no_grad():
+            fake = G.module(ctx.noise())
+        d_loss = ctx.loss.discriminator_loss(D.module(batch.x).reshape(-1), D.module(fake).reshape(-1))
+        ctx.update("discriminator", d_loss)
+        z = ctx.noise()
+        sample = G.update_module(z)
+        z_error = (E.update_module(sample) - z).square().mean()
+        ctx.update(("generator", "encoder"), ctx.loss.generator_loss(D.module(sample).reshape(-1)) + z_error)
+        return {"d_loss": d_loss.detach(), "z_error": z_error.detach()}
+
+
+def three_players(seed=3, **kwargs):
+    torch.manual_seed(seed)
+    encoder = Encoder()
+    return make_trainer(seed=seed, objective=Recover(), players={"encoder": PlayerSpec(encoder, ema_decay=0.9)}, **kwargs)
+
+
+def test_a_third_player_trains_and_resumes_bit_identically(tmp_path):
+    straight = three_players().fit(steps=21)
+    first = three_players().fit(steps=9)  # mid-epoch (8 steps per epoch)
+    save_checkpoint(tmp_path / "c.safetensors", first.state_dict(), {})
+    state, _ = load_checkpoint(tmp_path / "c.safetensors")
+    assert "players.encoder" in state and "optimizers.encoder" in state and "averages.encoder" in state
+    resumed = three_players()
+    resumed.load_state_dict(state)
+    resumed.fit(steps=21)
+    for name in ("generator", "discriminator", "encoder"):
+        a, b = straight.players[name], resumed.players[name]
+        assert all(torch.equal(x, y) for x, y in zip(params(a.module), params(b.module))), name
+    assert all(torch.equal(x, y) for x, y in zip(params(straight.players.encoder.ema), params(resumed.players.encoder.ema)))
+    # the encoder moved: it was trained, not just carried
+    untouched = three_players().players.encoder.module
+    assert not all(torch.equal(x, y) for x, y in zip(params(untouched), params(straight.players.encoder.module)))
+
+
+def test_a_checkpoint_with_other_players_is_refused(tmp_path):
+    save_checkpoint(tmp_path / "c.safetensors", three_players().fit(steps=2).state_dict(), {})
+    with pytest.raises(ConfigError, match="players generator, discriminator, encoder"):
+        make_trainer().load_state_dict(load_checkpoint(tmp_path / "c.safetensors")[0])
+
+
+def test_an_objective_needs_its_players():
+    with pytest.raises(ConfigError, match="needs the player\\(s\\) encoder"):
+        make_trainer(objective=Recover())
+
+
+def test_a_plugin_file_outside_the_repository_adds_an_objective_with_a_third_player(tmp_path, cli):
+    plugin = tmp_path / "elsewhere" / "latent_regression.py"
+    plugin.parent.mkdir()
+    shutil.copy(EXAMPLE, plugin)
+    run = tmp_path / "run"
+    result = cli(
+        "run", "toy-gaussian", "--plugin", str(plugin), "--set", "objective=latent-regression",
+        "--set", 'players.encoder={"module": {"name": "mlp"}, "optimizer": {"name": "adam", "lr": 0.001}}',
+        "--steps", "300", "--set", "trainer.log_every=50", "--set", "eval.n_samples=500", "--seed", "1", "--out", str(run), cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    config = json.loads((run / "config.json").read_text())
+    assert config["objective"] == {"name": "latent-regression", "weight": 1.0}
+    assert config["players"]["encoder"]["optimizer"]["lr"] == 0.001
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    described = next(r for r in records if r["event"] == "diagnostics")["diagnostics"]
+    assert set(described) == {"d_loss", "g_loss", "z_error"}
+    train = [r for r in records if r["event"] == "train"]
+    assert train and all("z_error" in r for r in train)
+    assert train[-1]["z_error"] < train[0]["z_error"]  # the encoder learns to recover z
+    state, _ = load_checkpoint(sorted((run / "checkpoints").glob("step-*.safetensors"))[-1])
+    assert "players.encoder" in state
+    # a misspelled player setting is one line, exit 2
+    bad = cli("run", "toy-gaussian", "--plugin", str(plugin), "--set", "players.encoder.modul=mlp", "--out", str(tmp_path / "x"))
+    assert bad.returncode == 2 and "a player has" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# --- hooks --------------------------------------------------------------------------------
+
+
+class Clip(Callback):
+    """WGAN's weight clipping, done through the hook after D's optimiser step."""
+
+    state_key = "clip"
+
+    def __init__(self, bound: float) -> None:
+        self.bound = bound
+        self.calls: list[tuple[str, str]] = []
+
+    def on_after_backward(self, trainer, players):
+        self.calls.append(("backward", "+".join(players)))
+
+    def on_before_optimizer_step(self, trainer, player):
+        self.calls.append(("before", player))
+
+    def on_after_optimizer_step(self, trainer, player):
+        self.calls.append(("after", player))
+        if player == "discriminator":
+            with torch.no_grad():
+                for p in trainer.discriminator.parameters():
+                    p.clamp_(-self.bound, self.bound)
+
+
+def test_hooks_run_around_each_update_and_clip_the_critic():
+    clip = Clip(0.01)
+    trainer = make_trainer(loss=WassersteinLoss(gradient_penalty=0.0), k=2, callbacks=[clip]).fit(steps=3)
+    per_step = [("backward", "discriminator"), ("before", "discriminator"), ("after", "discriminator")] * 2 + [
+        ("backward", "generator"), ("before", "generator"), ("after", "generator")
+    ]
+    assert clip.calls == per_step * 3
+    assert all(p.abs().max() <= 0.01 for p in trainer.discriminator.parameters())
+
+
+def test_on_exception_is_told_why_training_stopped():
+    seen = []
+
+    class Watch(Callback):
+        def on_exception(self, trainer, exception):
+            seen.append(type(exception))
+
+    class Boom(Callback):
+        def on_step_end(self, trainer):
+            if trainer.step == 2:
+                raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        make_trainer(callbacks=[Watch(), Boom()]).fit(steps=5)
+    assert seen == [RuntimeError]
+
+
+class Counter(Callback):
+    def __init__(self, key=None):
+        self.state_key = key
+        self.count = 0
+
+    def on_step_end(self, trainer):
+        self.count += 1
+
+    def state_dict(self):
+        return {"count": self.count}
+
+    def load_state_dict(self, state):
+        self.count = state["count"]
+
+
+def test_callback_state_follows_its_key_not_its_position():
+    class Other(Counter):
+        pass
+
+    trainer = make_trainer(callbacks=[Counter("a"), Other("b")]).fit(steps=4)
+    state = trainer.state_dict()
+    fresh_b, fresh_a = Other("b"), Counter("a")
+    make_trainer(callbacks=[fresh_b, fresh_a]).load_state_dict(state)  # another order, as on another rank
+    assert (fresh_a.count, fresh_b.count) == (4, 4)
+    with pytest.raises(ConfigError, match="two callbacks keep their state under 'Counter'"):
+        make_trainer(callbacks=[Counter(), Counter()])
+
+
+def test_raising_k_during_a_run_ends_the_epoch_instead_of_drawing_empty_batches():
+    class RaiseK(Callback):
+        def on_step_end(self, trainer):
+            if trainer.step == 5:
+                trainer.k = 3
+
+    data = Data(train=torch.randn(64, 2, generator=torch.Generator().manual_seed(0)))
+    seen = []
+    original = data.decode
+    data.decode = lambda raw: (seen.append(len(raw)), original(raw))[1]
+    trainer = make_trainer(data=data, callbacks=[RaiseK()]).fit(steps=9)
+    assert set(seen) == {8}  # every real batch full
+    # 5 steps of 1 batch, then 3-batch steps: 5 + 3 = 8 batches ends epoch 1 at step 6, and epoch 2
+    # (8 batches: two steps of 3, two left over) at step 8
+    assert trainer.epoch == 2 and trainer.step == 9 and trainer.source.cursor == 3
+
+
+# --- losses, diagnostics ------------------------------------------------------------------
+
+
+def test_diagnostics_show_probabilities_only_for_probability_losses():
+    ns = make_trainer(loss=NonSaturatingLoss()).fit(steps=2)
+    assert {"d_real", "d_fake"} <= set(ns.pop_stats() or ns.diagnostics())
+    hinge = make_trainer(loss=HingeLoss())
+    hinge.train_step()
+    stats = hinge.pop_stats()
+    assert "d_real" not in stats and {"real_score", "fake_score"} <= set(stats)
+    assert hinge.diagnostics()["real_score"]["equilibrium"] == 0.0
+    assert ns.diagnostics()["d_real"]["equilibrium"] == 0.5
+
+
+def test_relativistic_loss_trains_through_the_gan_objective_with_real_logits():
+    seen = []
+
+    class Spy(RelativisticAverageLoss):
+        def generator_loss(self, fake_logits, real_logits=None):
+            seen.append(real_logits)
+            return super().generator_loss(fake_logits, real_logits)
+
+    trainer = make_trainer(loss=Spy()).fit(steps=3)
+    assert len(seen) == 3 and all(r is not None and r.shape == (8,) and not r.requires_grad for r in seen)
+    assert trainer.step == 3
+
+
+# --- labels and conditional models --------------------------------------------------------
+
+
+class CondGenerator(Generator):
+    num_classes = 3
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(3, 3)
+
+    def forward(self, z, labels):
+        return super().forward(z + self.embed(labels))
+
+
+class CondDiscriminator(Discriminator):
+    num_classes = 3
+
+    def __init__(self):
+        super().__init__(width=5)
+
+    def forward(self, x, labels):
+        return super().forward(torch.cat((x, nn.functional.one_hot(labels, 3).float()), 1))
+
+
+def labelled_data(n=64):
+    rng = torch.Generator().manual_seed(5)
+    labels = torch.randint(0, 3, (n,), generator=rng)
+    return Data(train=torch.randn(n, 2, generator=rng) + labels[:, None].float(), train_labels=labels, num_classes=3)
+
+
+def conditional_trainer(data=None, **kwargs):
+    torch.manual_seed(0)
+    return AdversarialTrainer(
+        CondGenerator(), CondDiscriminator(), NonSaturatingLoss(), data or labelled_data(),
+        batch_size=8, seed=0, device="cpu", **kwargs,
+    )
+
+
+def test_labels_reach_the_conditional_generator_and_discriminator():
+    seen = []
+
+    class Spy(CondDiscriminator):
+        def forward(self, x, labels):
+            seen.append(labels)
+            return super().forward(x, labels)
+
+    torch.manual_seed(0)
+    data = labelled_data()
+    trainer = AdversarialTrainer(CondGenerator(), Spy(), NonSaturatingLoss(), data, batch_size=8, seed=0, device="cpu")
+    trainer.fit(steps=2)
+    joint = seen[0]  # the joint D pass: the real batch's labels, twice (G drew the same classes)
+    assert joint.shape == (16,) and torch.equal(joint[:8], joint[8:])
+    order = trainer.source.order
+    assert torch.equal(joint[:8], data.train_labels[order[:8]])
+    samples, labels = generate_labelled(trainer.generator, 30, seed=1, labels=torch.arange(3).repeat(10))
+    assert samples.shape == (30, 2) and torch.equal(labels, torch.arange(3).repeat(10))
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("unlabelled data", "the generator is conditional"),
+        ("only G conditional", "only the generator is conditional"),
+        ("class count differs", "the generator has 3 classes"),
+        ("label out of range", "label is out of range"),
+    ],
+)
+def test_conditional_misuse_is_one_clear_error(case, message):
+    rng = torch.Generator().manual_seed(0)
+    with pytest.raises(ConfigError, match=message):
+        if case == "unlabelled data":
+            conditional_trainer(data=Data(train=torch.randn(64, 2)))
+        elif case == "only G conditional":
+            AdversarialTrainer(CondGenerator(), Discriminator(), NonSaturatingLoss(), labelled_data(), batch_size=8, device="cpu")
+        elif case == "class count differs":
+            labels = torch.randint(0, 4, (64,), generator=rng)
+            conditional_trainer(data=Data(train=torch.randn(64, 2), train_labels=labels, num_classes=4))
+        else:
+            Data(train=torch.randn(4, 2), train_labels=torch.tensor([0, 1, 2, 7]), num_classes=3)
+
+
+def test_fake_labels_follow_the_class_frequencies():
+    labels = torch.tensor([0] * 48 + [1] * 12 + [2] * 4)
+    trainer = conditional_trainer(data=Data(train=torch.randn(64, 2), train_labels=labels, num_classes=3))
+    drawn = trainer.draw_labels(6000)
+    shares = torch.bincount(drawn, minlength=3).double() / 6000
+    assert torch.allclose(shares, torch.tensor([0.75, 0.1875, 0.0625], dtype=torch.float64), atol=0.02)
