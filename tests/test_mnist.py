@@ -49,6 +49,8 @@ def test_loader_reads_idx_files_it_did_not_write(tmp_path, compress):
     assert data.train.shape == (12, 1, 28, 28) and data.train.dtype == torch.uint8
     assert torch.equal(data.train[:, 0], arrays["train_images"][0].to(torch.uint8))
     assert torch.equal(data.test[:, 0], arrays["test_images"][0].to(torch.uint8))
+    assert torch.equal(data.train_labels, arrays["train_labels"][0]) and data.train_labels.dtype == torch.int64
+    assert torch.equal(data.test_labels, arrays["test_labels"][0]) and data.num_classes == 10
     decoded = data.decode(data.train[:2])
     assert decoded.dtype == torch.float32 and decoded.min() >= -1 and decoded.max() <= 1
     torch.testing.assert_close(decoded, data.train[:2].float() / 127.5 - 1)
@@ -107,6 +109,10 @@ def test_the_real_mnist(mnist_dir):
     assert (data.train.double() / 255).mean().item() == pytest.approx(0.1307, abs=1e-4)
     assert (data.train.double() / 255).std().item() == pytest.approx(0.3081, abs=1e-4)
     assert (data.test.double() / 255).mean().item() == pytest.approx(0.1325, abs=1e-4)
+    # the labels keep their images' order: MNIST's first ten training digits, and its class counts
+    assert data.train_labels[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    assert torch.bincount(data.train_labels).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert torch.bincount(data.test_labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
 def test_the_lectures_model():

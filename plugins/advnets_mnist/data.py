@@ -88,7 +88,7 @@ def _download(root: Path, source: Source) -> None:
         ) from None
 
 
-def _read_split(files: dict[str, Path], split: str, size: int) -> torch.Tensor:
+def _read_split(files: dict[str, Path], split: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     images = read_idx(files[f"{split}_images"], IMAGES_MAGIC)
     labels = read_idx(files[f"{split}_labels"], LABELS_MAGIC)
     path = files[f"{split}_images"]
@@ -98,7 +98,12 @@ def _read_split(files: dict[str, Path], split: str, size: int) -> torch.Tensor:
         raise ConfigError(f"{path}: {len(images)} images but {files[f'{split}_labels'].name} has {labels.numel()} labels")
     if len(images) != size:
         raise ConfigError(f"{path}: expected {size} {split} images, found {len(images)} (a file of another split?)")
-    return images
+    if len(labels) and int(labels.max()) >= CLASSES:
+        raise ConfigError(f"{files[f'{split}_labels']}: a label is {int(labels.max())}, beyond the {CLASSES} classes")
+    return images, labels.to(torch.int64)
+
+
+CLASSES = 10  # digits 0-9, or Fashion-MNIST's ten kinds of clothing
 
 
 def load(source: Source, data_dir: str | None, download: bool, n_train: int | None = None) -> Data:
@@ -119,14 +124,19 @@ def load(source: Source, data_dir: str | None, download: bool, n_train: int | No
         files, missing = locate(root, source)
     if missing or files is None:
         raise ConfigError(f"{source.name}: incomplete data folder, missing {', '.join(missing)}")
-    train = _read_split(files, "train", source.train_size)
-    test = _read_split(files, "test", source.test_size)
+    train, train_labels = _read_split(files, "train", source.train_size)
+    test, test_labels = _read_split(files, "test", source.test_size)
+    has_valid = len(train) >= VALID.stop
     return Data(
         train=train[:n_train].unsqueeze(1),  # (N, 1, 28, 28) uint8: 47 MB for MNIST's training set
         test=test.unsqueeze(1),
         # The paper's validation images (its G trained on train[0:50000]); they stay the same
         # whatever n_train is, so Parzen's sigma is always chosen on the same images.
-        valid=train[VALID].unsqueeze(1) if len(train) >= VALID.stop else None,
+        valid=train[VALID].unsqueeze(1) if has_valid else None,
+        train_labels=train_labels[:n_train],
+        test_labels=test_labels,
+        valid_labels=train_labels[VALID] if has_valid else None,
+        num_classes=CLASSES,
         raw_range=(0.0, 255.0),
         model_range=(-1.0, 1.0),  # to match the generator's Tanh
         name=source.name,
