@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .callbacks import SampleGrid
 from .hookspecs import hookimpl
+from .image_folder import image_folder
 from .loggers import BUILTIN_LOGGERS
 from .losses import BUILTIN_LOSSES
 from .metrics import Parzen
@@ -27,3 +28,4 @@ def register_components(register):
         register(Component(kind="logger", name=name, factory=logger))
     register(Component(kind="callback", name="sample-grid", factory=SampleGrid))
     register(Component(kind="metric", name="parzen", factory=Parzen))
+    register(Component(kind="dataset", name="image-folder", factory=image_folder))

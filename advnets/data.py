@@ -27,7 +27,9 @@ class Data:
     and for metrics defined on that scale (the paper's Parzen estimate).
     """
 
-    train: Tensor
+    train: Tensor | torch.utils.data.Dataset
+    """All training samples as one tensor (N, ...), or a map-style ``torch.utils.data.Dataset`` to
+    stream from (items: a raw sample tensor, or ``(sample, label)``); see :mod:`advnets.sources`."""
     test: Tensor | None = None
     valid: Tensor | None = None
     """Held-out samples for choosing a metric's hyper-parameters (the Parzen window's sigma)."""
@@ -43,28 +45,46 @@ class Data:
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
     """JSON-able facts about the data that metrics may need (the target's parameters, say)."""
 
+    stream_workers: int = 0
+    """For a streamed ``train``: DataLoader worker processes (0 loads in the training process)."""
+    sample_size: tuple[int, ...] | None = None
+    """For a streamed ``train``: the shape of one sample (read from the first item if not given)."""
+    train_class_counts: Tensor | None = None
+    """For a streamed, labelled ``train``: samples per class (what fake labels are drawn from)."""
+
     def __post_init__(self) -> None:
-        if not isinstance(self.train, Tensor) or self.train.dim() < 2 or len(self.train) == 0:
+        if self.streamed:
+            if len(self.train) == 0:
+                raise ConfigError(f"dataset {self.name!r}: the training set is empty")
+            if self.sample_size is None:
+                first = self.train[0]
+                self.sample_size = tuple((first[0] if isinstance(first, tuple) else first).shape)
+        elif not isinstance(self.train, Tensor) or self.train.dim() < 2 or len(self.train) == 0:
             raise ConfigError(f"dataset {self.name!r}: train must be a non-empty tensor of shape (N, ...)")
         for split in ("test", "valid"):
             other = getattr(self, split)
-            if other is not None and other.shape[1:] != self.train.shape[1:]:
+            if other is not None and tuple(other.shape[1:]) != self.sample_shape:
                 raise ConfigError(f"dataset {self.name!r}: {split} samples have another shape than train samples")
         if (self.raw_range is None) != (self.model_range is None):
             raise ConfigError(f"dataset {self.name!r}: give both raw_range and model_range, or neither")
         self._check_labels()
 
     def _check_labels(self) -> None:
-        given = {s: getattr(self, f"{s}_labels") for s in ("train", "test", "valid")}
-        if all(labels is None for labels in given.values()):
+        """Labels, where given, are integers in [0, num_classes), one per sample of their split."""
+        splits = {split: getattr(self, f"{split}_labels") for split in ("train", "test", "valid")}
+        if self.streamed and splits["train"] is not None:
+            raise ConfigError(f"dataset {self.name!r}: a streamed training set brings its labels with its items")
+        if not self.labelled and any(labels is not None for labels in splits.values()):
+            raise ConfigError(f"dataset {self.name!r}: test or valid labels without training labels")
+        if not self.labelled:
             if self.num_classes is not None:
                 raise ConfigError(f"dataset {self.name!r}: num_classes is set, but there are no labels")
             return
-        if given["train"] is None:
-            raise ConfigError(f"dataset {self.name!r}: test or valid labels without train labels")
         if not isinstance(self.num_classes, int) or isinstance(self.num_classes, bool) or self.num_classes < 1:
             raise ConfigError(f"dataset {self.name!r}: labelled data needs num_classes >= 1, got {self.num_classes!r}")
-        for split, labels in given.items():
+        if self.train_class_counts is not None and tuple(self.train_class_counts.shape) != (self.num_classes,):
+            raise ConfigError(f"dataset {self.name!r}: train_class_counts must have num_classes entries")
+        for split, labels in splits.items():
             if labels is None:
                 continue
             samples = getattr(self, split)
@@ -80,18 +100,27 @@ class Data:
             setattr(self, f"{split}_labels", labels.to(torch.int64))
 
     @property
+    def streamed(self) -> bool:
+        """True if batches are loaded as training goes (a Dataset), not drawn from a resident tensor."""
+        return not isinstance(self.train, Tensor)
+
+    @property
     def labelled(self) -> bool:
-        return self.train_labels is not None
+        return self.train_labels is not None or self.train_class_counts is not None
 
     def class_frequencies(self) -> Tensor:
         """The share of each class among the training labels (what fake labels are drawn from)."""
-        if self.train_labels is None:
+        if not self.labelled:
             raise ConfigError(f"dataset {self.name!r} has no labels")
-        counts = torch.bincount(self.train_labels.cpu(), minlength=self.num_classes)
+        counts = self.train_class_counts
+        if counts is None:
+            counts = torch.bincount(self.train_labels.cpu(), minlength=self.num_classes)
         return counts.to(torch.float64) / counts.sum()
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
+        if self.streamed:
+            return tuple(self.sample_size)
         return tuple(self.train.shape[1:])
 
     @property

@@ -100,3 +100,115 @@ class TensorSource:
         self.cursor = state["cursor"]
         order = state.get("order")
         self.order = None if order is None else order.to(self.device)
+
+
+class _EpochBatches(torch.utils.data.Sampler):
+    """The index lists of this rank's remaining batches of the current epoch (a DataLoader batch_sampler)."""
+
+    def __init__(self, source: StreamSource) -> None:
+        self.source = source
+
+    def __iter__(self):
+        return iter(self.source.pending_batches())
+
+    def __len__(self) -> int:
+        return self.source.remaining()
+
+
+class StreamSource:
+    """Batches loaded as training goes, from any map-style ``torch.utils.data.Dataset``.
+
+    For data that does not fit on the device (or in memory): a DataLoader with
+    ``data.stream_workers`` worker processes reads and transforms the samples, in
+    pinned memory on CUDA. The order is a function of the seed and the epoch
+    alone, the same on every rank, and each rank takes its slice of every global
+    batch, so every sample is seen once per epoch across the ranks. Where the
+    epoch stands is one number (the batches drawn), so a resumed run skips
+    exactly the batches already trained on and continues bit for bit.
+    """
+
+    def __init__(
+        self,
+        data: Data,
+        batch_size: int,
+        device: torch.device,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.data = data
+        self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
+        self.device, self.seed = device, seed
+        self.batches_per_epoch = len(data.train) // (batch_size * world_size)
+        if self.batches_per_epoch == 0:
+            raise ConfigError(
+                f"the training set has {len(data.train)} samples, fewer than one batch needs "
+                f"(batch_size * processes = {batch_size * world_size})"
+            )
+        self.epoch = 0  # epochs this source has served (its order depends on it)
+        self.cursor = 0
+        self._iterator = None
+        workers = data.stream_workers
+        self._loader = torch.utils.data.DataLoader(
+            data.train,
+            batch_sampler=_EpochBatches(self),
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=workers > 0,
+            # the loader's own seed for its workers, never drawn from torch's global stream,
+            # which is part of what a checkpoint restores
+            generator=torch.Generator().manual_seed(seed),
+        )
+
+    def order(self) -> Tensor:
+        """This epoch's permutation of the training set: a function of the seed and the epoch."""
+        rng = torch.Generator().manual_seed(self.seed * 1000003 + self.epoch)
+        return torch.randperm(len(self.data.train), generator=rng)
+
+    def pending_batches(self) -> list[list[int]]:
+        order, size, world = self.order(), self.batch_size, self.world_size
+        return [
+            order[(b * world + self.rank) * size : (b * world + self.rank + 1) * size].tolist()
+            for b in range(self.cursor, self.batches_per_epoch)
+        ]
+
+    def remaining(self) -> int:
+        return self.batches_per_epoch - self.cursor
+
+    def next(self) -> Batch:
+        if self.cursor >= self.batches_per_epoch:
+            raise ConfigError(
+                f"the step drew more than the {self.batches_per_epoch} batches of an epoch; "
+                "an objective must draw no more batches than its batches_per_step says"
+            )
+        if self._iterator is None:
+            self._iterator = iter(self._loader)
+        try:
+            item = next(self._iterator)
+        except ConfigError as exc:  # raised in a worker: keep its own last line, not the worker's traceback
+            raise ConfigError(str(exc).strip().splitlines()[-1].partition("ConfigError: ")[2] or str(exc)) from None
+        self.cursor += 1
+        raw, labels = (item[0], item[1]) if isinstance(item, (list, tuple)) else (item, None)
+        x = self.data.decode(raw.to(self.device, non_blocking=True))
+        return Batch(x, None if labels is None else labels.to(self.device, torch.int64, non_blocking=True))
+
+    def new_epoch(self) -> None:
+        self.epoch += 1
+        self.cursor = 0
+        self._iterator = None  # the loader's next iterator reads the next epoch's batches
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"cursor": self.cursor, "source_epoch": self.epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.cursor = state["cursor"]
+        self.epoch = state.get("source_epoch", 0)
+        self.seed = state.get("seed", self.seed)
+        self._iterator = None
+
+
+def make_source(data: Data, batch_size: int, device: torch.device, rng: torch.Generator, seed: int, rank: int, world_size: int):
+    """The tensor-resident source for tensors, the streamed one for a Dataset."""
+    if data.streamed:
+        return StreamSource(data, batch_size, device, seed, rank, world_size)
+    return TensorSource(data, batch_size, device, rng, rank, world_size)

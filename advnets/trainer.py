@@ -36,7 +36,7 @@ from .losses import GANLoss
 from .objectives import GANObjective, Objective, StepContext
 from .optim import OptimizerMaker, adam
 from .players import Player, Players, PlayerSpec, call, is_conditional
-from .sources import TensorSource
+from .sources import make_source
 
 NOISE_KINDS = ("normal", "uniform")
 LR_SCHEDULES = ("constant", "linear", "cosine")
@@ -344,7 +344,7 @@ class AdversarialTrainer:
         self._data_rng = torch.Generator(device=self.device)
         self._data_rng.manual_seed(self.seed + 2)
         # Data lives on the device; batches are drawn by index there.
-        self.source = TensorSource(data, batch_size, self.device, self._data_rng, self.rank, self.world_size)
+        self.source = make_source(data, batch_size, self.device, self._data_rng, self.seed, self.rank, self.world_size)
         self._class_weights = data.class_frequencies().to(self.device) if data.labelled else None
 
         # The players: G and D, then any others, each with its optimiser and moving average.
@@ -759,9 +759,9 @@ class AdversarialTrainer:
         state.update(
             {
                 "progress": {
+                    **{k: v for k, v in source.items() if k != "order"},
                     "step": self.step,
                     "epoch": self.epoch,
-                    "cursor": source["cursor"],
                     "seed": self.seed,
                     "stats_steps": self._stats_steps,
                     "stat_names": None if self._stat_names is None else list(self._stat_names),
@@ -809,7 +809,7 @@ class AdversarialTrainer:
                 self._scaler(tuple(key.split("+"))).load_state_dict(scaler_state)
         self.step, self.epoch = progress["step"], progress["epoch"]
         self.seed = progress["seed"]
-        self.source.load_state_dict({"cursor": progress["cursor"], "order": state.get("order")})
+        self.source.load_state_dict({**progress, "order": state.get("order")})
         self._load_stats(state.get("stats"), progress)
         self._skipped, self._bad_run = progress["skipped"], progress["bad_run"]
         rng = state["rng"]
