@@ -12,6 +12,7 @@ from .loggers import BUILTIN_LOGGERS
 from .losses import BUILTIN_LOSSES
 from .metrics import Parzen
 from .objectives import BUILTIN_OBJECTIVES
+from .schedules import BUILTIN_LR_SCHEDULERS
 from .optim import BUILTIN_OPTIMIZERS
 from .registry import Component
 
@@ -22,6 +23,8 @@ def register_components(register):
         register(Component(kind="loss", name=name, factory=loss))
     for name, objective in BUILTIN_OBJECTIVES.items():
         register(Component(kind="objective", name=name, factory=objective))
+    for name, scheduler in BUILTIN_LR_SCHEDULERS.items():
+        register(Component(kind="lr-scheduler", name=name, factory=scheduler))
     for name, optimizer in BUILTIN_OPTIMIZERS.items():
         register(Component(kind="optimizer", name=name, factory=optimizer))
     for name, logger in BUILTIN_LOGGERS.items():

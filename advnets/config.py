@@ -49,6 +49,7 @@ SLOTS = {
     "g_optimizer": "optimizer",
     "d_optimizer": "optimizer",
     "objective": "objective",
+    "lr_scheduler": "lr-scheduler",
 }
 """Component slots and the kind of component each one holds."""
 
@@ -65,6 +66,7 @@ CORE: dict[str, Any] = {
     "trainer": {
         "batch_size": Setting(64, int, "m, samples per minibatch (real and fake alike)"),
         "k": Setting(1, int, "discriminator updates per generator update (Algorithm 1)"),
+        "k_schedule": Setting(None, list, "k as a function of the step: [[0, 5], [1000, 1]] is 5 until step 1000, then 1 (null: k throughout)"),
         "noise": Setting("normal", str, "p_z: normal, or uniform on [-1, 1]"),
         "epochs": Setting(1, int, "passes over the training set (ignored when steps is set)"),
         "steps": Setting(None, int, "generator updates in all; overrides epochs"),
@@ -92,7 +94,13 @@ CORE: dict[str, Any] = {
     },
 }
 
-SLOT_DEFAULTS = {"loss": "non-saturating", "g_optimizer": "adam", "d_optimizer": "adam", "objective": "gan"}
+SLOT_DEFAULTS = {
+    "loss": "non-saturating",
+    "g_optimizer": "adam",
+    "d_optimizer": "adam",
+    "objective": "gan",
+    "lr_scheduler": "constant",
+}
 
 
 def _setting(path: tuple[str, ...]) -> Setting | dict[str, Any] | None:

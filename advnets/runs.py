@@ -49,6 +49,7 @@ class Components:
     g_optimizer: Any
     d_optimizer: Any
     objective: Any
+    lr_scheduler: Any
     players: dict[str, PlayerSpec] = dataclasses.field(default_factory=dict)
 
 
@@ -145,6 +146,8 @@ def build_trainer(
         lr_schedule=trainer_config["lr_schedule"],
         objective=parts.objective,
         players=parts.players,
+        k_schedule=trainer_config["k_schedule"],
+        lr_scheduler=parts.lr_scheduler,
     )
     trainer.steps_for(steps=trainer_config["steps"], epochs=trainer_config["epochs"])  # checked before any folder exists
     return trainer, checkpointer

@@ -36,6 +36,7 @@ from .losses import GANLoss
 from .objectives import GANObjective, Objective, StepContext
 from .optim import OptimizerMaker, adam
 from .players import Player, Players, PlayerSpec, call, is_conditional
+from .schedules import SchedulerMaker, check_k_schedule, k_at
 from .sources import make_source
 
 NOISE_KINDS = ("normal", "uniform")
@@ -229,6 +230,11 @@ class Callback:
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
+def _json_safe(state: dict[str, Any]) -> dict[str, Any]:
+    """A scheduler's state without functions (LambdaLR saves None for its lambdas: the config rebuilds them)."""
+    return {k: v for k, v in state.items() if not callable(v)}
+
+
 def _overrides(callback: Callback, hook: str) -> bool:
     return getattr(type(callback), hook, None) is not getattr(Callback, hook)
 
@@ -269,6 +275,9 @@ class AdversarialTrainer:
             step, so a resumed run follows the same schedule.
         objective: the body of a step (default: :class:`~advnets.objectives.GANObjective`, Algorithm 1).
         players: players beyond G and D, by name: :class:`~advnets.players.PlayerSpec` or a bare module.
+        k_schedule: ``[[step, k], ...]``: k as a piecewise-constant function of the step (overrides ``k``).
+        lr_scheduler: a maker ``(optimizer, total_steps) -> torch LRScheduler`` (see
+            :mod:`advnets.schedules`), one per player, stepped once per step and saved in checkpoints.
     """
 
     def __init__(
@@ -298,6 +307,8 @@ class AdversarialTrainer:
         lr_schedule: str = "constant",
         objective: Objective | None = None,
         players: Mapping[str, PlayerSpec | nn.Module] | None = None,
+        k_schedule: list | None = None,
+        lr_scheduler: SchedulerMaker | None = None,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -313,6 +324,12 @@ class AdversarialTrainer:
             raise ConfigError(f"log_every must be >= 1, got {log_every}")
         if lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
+        if lr_schedule != "constant" and lr_scheduler is not None:
+            raise ConfigError("trainer.lr_schedule and lr_scheduler both set a learning-rate schedule; choose one")
+        self.k_schedule = check_k_schedule(k_schedule)
+        self._lr_maker = lr_scheduler
+        self._lr_schedulers: dict[str, Any] = {}
+        self._lr_scheduler_state: dict[str, Any] | None = None  # from a checkpoint, until fit makes them
         if noise not in NOISE_KINDS:
             raise ConfigError(f"noise must be one of {', '.join(NOISE_KINDS)}, got {noise!r}")
         self.device = resolve_device(device)
@@ -482,7 +499,7 @@ class AdversarialTrainer:
 
     def k_at(self, step: int) -> int:
         """Discriminator updates per generator update at ``step``."""
-        return self.k
+        return self.k if self.k_schedule is None else k_at(self.k_schedule, step)
 
     def draw_noise(self, n: int | None = None) -> Tensor:
         """z ~ p_z, fresh for every pass; under torchrun, this rank's slice of the global batch's noise."""
@@ -528,6 +545,8 @@ class AdversarialTrainer:
                 )
                 self.should_stop = True
 
+        for scheduler in self._lr_schedulers.values():
+            scheduler.step()
         self.step += 1
         if self.source.remaining() >= self.objective.batches_per_step(self.step, self):
             return False
@@ -640,13 +659,27 @@ class AdversarialTrainer:
             return steps
         if epochs is None or epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {epochs}")
-        return epochs * self.steps_per_epoch
+        if self.k_schedule is None and isinstance(self.objective, GANObjective):
+            return epochs * self.steps_per_epoch  # the same number of batches every step
+        return self._steps_for_epochs(epochs)
+
+    def _steps_for_epochs(self, epochs: int) -> int:
+        """Count the steps of ``epochs`` epochs when a step's batches may change with the step (a k schedule)."""
+        step = cursor = epoch = 0
+        batches = self.source.batches_per_epoch
+        while epoch < epochs:
+            cursor += self.objective.batches_per_step(step, self)
+            step += 1
+            if batches - cursor < self.objective.batches_per_step(step, self):
+                epoch, cursor = epoch + 1, 0
+        return step
 
     def fit(self, *, steps: int | None = None, epochs: int | None = None) -> AdversarialTrainer:
         """Train until the step counter reaches the target (absolute, so a resumed run ends where it would have)."""
         self.target_step = self.steps_for(steps=steps, epochs=epochs)
         self.should_stop = False
         self._find_hot_callbacks()  # callbacks may have been added since the trainer was built
+        self._make_lr_schedulers()
         try:
             self._notify("on_fit_start")
             for player in self.players.values():
@@ -671,6 +704,21 @@ class AdversarialTrainer:
                 callback.on_exception(self, exc)
             raise
         return self
+
+    def _make_lr_schedulers(self) -> None:
+        """One scheduler per player, for this fit's last step; a resumed run takes up the saved state."""
+        if self._lr_maker is None:
+            return
+        for name, player in self.players.items():
+            if name in self._lr_schedulers:
+                continue
+            scheduler = self._lr_maker(player.optimizer, self.target_step)
+            if self._lr_scheduler_state and name in self._lr_scheduler_state:
+                scheduler.load_state_dict(self._lr_scheduler_state[name])
+                # a new scheduler set its step-0 rate: put back the rate the saved run had reached
+                for group, lr in zip(player.optimizer.param_groups, scheduler.get_last_lr()):
+                    group["lr"] = lr
+            self._lr_schedulers[name] = scheduler
 
     def _log_training(self) -> None:
         stats = self.pop_stats()  # host-device sync (besides the NaN guard's, one per update)
@@ -781,6 +829,8 @@ class AdversarialTrainer:
             state["order"] = source["order"]
         if self._scalers:
             state["scalers"] = {key: scaler.state_dict() for key, scaler in self._scalers.items()}
+        if self._lr_schedulers:
+            state["lr_schedulers"] = {name: _json_safe(s.state_dict()) for name, s in self._lr_schedulers.items()}
         for callback in self.callbacks:
             callback_state = callback.state_dict()
             if callback_state is not None:
@@ -809,6 +859,8 @@ class AdversarialTrainer:
                 self._scaler(tuple(key.split("+"))).load_state_dict(scaler_state)
         self.step, self.epoch = progress["step"], progress["epoch"]
         self.seed = progress["seed"]
+        self._lr_scheduler_state = state.get("lr_schedulers")
+        self._lr_schedulers = {}
         self.source.load_state_dict({**progress, "order": state.get("order")})
         self._load_stats(state.get("stats"), progress)
         self._skipped, self._bad_run = progress["skipped"], progress["bad_run"]

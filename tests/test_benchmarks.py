@@ -27,3 +27,15 @@ def test_throughput_benchmark_runs_and_reports(tmp_path, mnist_dir):
     assert 0 < arithmetic["fraction"] < 1.5
     assert 200 < report["peak_rss_mib"] < 4096
     assert "samples/s" in result.stdout
+
+
+def test_previous_trainer_benchmark_runs_both_trainers_interleaved(tmp_path, mnist_dir):
+    """benchmarks/previous.py exports the last release's trainer from git and times it beside today's."""
+    out = tmp_path / "previous.json"
+    command = [sys.executable, str(REPO / "benchmarks" / "previous.py"), "--data-dir", str(mnist_dir), "--rounds", "1",
+               "--steps", "5", "--batch", "32", "--json", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    row = json.loads(out.read_text())["batches"]["32"]
+    assert row["previous"]["median"] > 0 and row["current"]["median"] > 0
+    assert row["current_over_previous"]["median"] > 0 and "current / previous" in result.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -351,3 +352,96 @@ def test_fake_labels_follow_the_class_frequencies():
     drawn = trainer.draw_labels(6000)
     shares = torch.bincount(drawn, minlength=3).double() / 6000
     assert torch.allclose(shares, torch.tensor([0.75, 0.1875, 0.0625], dtype=torch.float64), atol=0.02)
+
+
+# --- schedules ----------------------------------------------------------------------------
+
+
+def test_a_k_schedule_sets_the_batches_of_each_step_and_the_epochs_stay_right():
+    data = Data(train=torch.randn(64, 2, generator=torch.Generator().manual_seed(0)))  # 8 batches an epoch
+    seen = []
+    original = data.decode
+    data.decode = lambda raw: (seen.append(len(raw)), original(raw))[1]
+    trainer = make_trainer(data=data, k_schedule=[[0, 3], [4, 1]])
+    draws = []
+
+    class Count(Callback):
+        def on_step_end(self, t):
+            draws.append(len(seen))
+
+    trainer.callbacks.append(Count())
+    target = trainer.steps_for(epochs=2)
+    trainer.fit(epochs=2)
+    per_step = [b - a for a, b in zip([0, *draws], draws)]
+    # epoch 1: steps 0-1 draw 3 batches each (2 left over < 3), epoch 2: steps 2, 3 draw 3, then k = 1 ...
+    assert per_step[:4] == [3, 3, 3, 3] and set(per_step[4:]) == {1}
+    assert trainer.epoch == 2 and trainer.step == target == 2 + 2 + 2  # 2 steps, then 2 of 3 + 2 of 1
+    with pytest.raises(ConfigError, match="must start at step 0"):
+        make_trainer(k_schedule=[[5, 2]])
+    with pytest.raises(ConfigError, match="every k must be >= 1"):
+        make_trainer(k_schedule=[[0, 1], [3, 0]])
+
+
+def test_warmup_cosine_follows_its_formula():
+    from advnets.schedules import warmup_cosine
+
+    lrs = []
+
+    class Record(Callback):
+        def on_step_end(self, trainer):
+            lrs.append(trainer.d_optimizer.param_groups[0]["lr"])
+
+    make_trainer(lr_scheduler=warmup_cosine(warmup_steps=4), callbacks=[Record()], d_optimizer=None).fit(steps=12)
+    base = 2e-4  # the trainer's default Adam
+    expected = [base * (s + 2) / 4 if s + 1 < 4 else base * 0.5 * (1 + math.cos(math.pi * (s + 1 - 4) / 8)) for s in range(12)]
+    assert lrs == pytest.approx(expected, rel=1e-12)
+
+
+def test_three_players_a_k_schedule_and_an_lr_scheduler_resume_bit_identically(tmp_path):
+    from advnets.schedules import torch_scheduler
+
+    def build():
+        return three_players(k_schedule=[[0, 2], [5, 1]], lr_scheduler=torch_scheduler("CosineAnnealingLR", {"T_max": "total_steps"}))
+
+    class StopAt(Callback):  # an interrupted run: its target stays 17, it stops at 7
+        def on_step_end(self, trainer):
+            trainer.should_stop = trainer.step >= 7
+
+    straight = build().fit(steps=17)
+    half = build()
+    half.callbacks.append(StopAt())
+    half.fit(steps=17)
+    assert half.step == 7
+    save_checkpoint(tmp_path / "c.safetensors", half.state_dict(), {})
+    resumed = build()
+    resumed.load_state_dict(load_checkpoint(tmp_path / "c.safetensors")[0])
+    resumed.fit(steps=17)
+    for name in ("generator", "discriminator", "encoder"):
+        a, b = straight.players[name], resumed.players[name]
+        assert all(torch.equal(x, y) for x, y in zip(params(a.module), params(b.module))), name
+        assert a.optimizer.param_groups[0]["lr"] == b.optimizer.param_groups[0]["lr"]
+    assert straight.players.encoder.optimizer.param_groups[0]["lr"] < 1e-6  # the cosine reached its end
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume_with_three_players_a_k_schedule_and_an_lr_scheduler(tmp_path, cli):
+    plugin = tmp_path / "latent_regression.py"
+    shutil.copy(EXAMPLE, plugin)
+    args = [
+        "run", "toy-gaussian", "--plugin", str(plugin), "--set", "objective=latent-regression",
+        "--set", 'players.encoder={"module": {"name": "mlp"}}', "--set", "trainer.k_schedule=[[0, 2], [100, 1]]",
+        "--set", "lr_scheduler=warmup-cosine", "--set", "lr_scheduler.warmup_steps=50", "--set", "eval.metrics={}",
+        "--set", "callbacks={}", "--set", "checkpoint.every_steps=60", "--set", "checkpoint.every_epochs=0",
+        "--steps", "240", "--seed", "4",
+    ]
+    straight = cli(*args, "--out", str(tmp_path / "straight"))
+    assert straight.returncode == 0, straight.stderr
+    killed = cli(*args, "--out", str(tmp_path / "killed"), env={"ADVNETS_FAILPOINTS": "step=150"})
+    assert killed.returncode == -9, killed.stderr
+    resumed = cli("run", "--resume", str(tmp_path / "killed"), "--plugin", str(plugin))
+    assert resumed.returncode == 0 and "step 120" in resumed.stderr, resumed.stderr
+    a, _ = load_checkpoint(tmp_path / "straight" / "checkpoints" / "step-000000240.safetensors")
+    b, _ = load_checkpoint(tmp_path / "killed" / "checkpoints" / "step-000000240.safetensors")
+    for key in ("generator", "discriminator", "players.encoder"):
+        assert a[key].keys() == b[key].keys() and all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
+    assert a["lr_schedulers"] == b["lr_schedulers"] and a["progress"] == b["progress"]
