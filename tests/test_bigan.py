@@ -15,7 +15,7 @@ from advnets_bigan.models import JointDiscriminator, MLPEncoder
 from advnets_bigan.objective import BiGANObjective
 from advnets_bigan.probe import nearest_neighbour_accuracy, nearest_neighbour_labels
 from advnets_mnist.data import mnist
-from advnets_mnist.models import MLPGenerator
+from advnets_mnist.models import MLPDiscriminator, MLPGenerator
 
 REPO = Path(__file__).resolve().parents[1]
 # Loads the plugin by import, so that the tests need no reinstall of the package and never
@@ -59,10 +59,10 @@ def test_nearest_neighbour_of_a_training_point_is_itself_even_for_images():
 # --- the objective on real MNIST --------------------------------------------------------------
 
 
-def small_bigan(data, loss, run_dir=None, callbacks=(), seed=0):
+def small_bigan(data, loss, run_dir=None, callbacks=(), seed=0, discriminator=None):
     torch.manual_seed(seed)
     generator = MLPGenerator(latent_dim=8, hidden=[64], batchnorm=True)
-    discriminator = JointDiscriminator(latent_dim=8, x_hidden=[64], z_hidden=[16], joint_hidden=[32])
+    discriminator = discriminator or JointDiscriminator(latent_dim=8, x_hidden=[64], z_hidden=[16], joint_hidden=[32])
     encoder = PlayerSpec(MLPEncoder(latent_dim=8, hidden=[64], output="tanh"))
     return AdversarialTrainer(
         generator, discriminator, loss, data, batch_size=32, noise="uniform", device="cpu", seed=seed,
@@ -94,13 +94,15 @@ def test_the_objective_trains_all_three_players_on_mnist(mnist_data, registry):
     assert trainer.diagnostics()["d_real"] == {"label": "mean D(x, E(x))", "equilibrium": 0.5, "panel": "outputs"}
 
 
-def test_the_objective_takes_the_runs_loss_and_refuses_one_it_cannot_swap(mnist_data, registry):
+def test_the_objective_takes_the_runs_loss_and_refuses_what_cannot_play(mnist_data, registry):
     hinge = small_bigan(mnist_data, registry.build("loss", "hinge"))
     hinge.train_step()
     assert {"real_score", "fake_score"} <= set(hinge.pop_stats())
     small_bigan(mnist_data, registry.build("loss", "wasserstein")).fit(steps=2)  # the gradient penalty on (x, z) pairs
     with pytest.raises(ConfigError, match="not symmetric in real and fake"):
         small_bigan(mnist_data, registry.build("loss", "least-squares"))
+    with pytest.raises(ConfigError, match="judges \\(x, z\\) pairs, like bigan-mlp; MLPDiscriminator takes one input"):
+        small_bigan(mnist_data, registry.build("loss", "non-saturating"), discriminator=MLPDiscriminator(hidden=[8]))
 
 
 # --- the reconstruction grid ------------------------------------------------------------------
@@ -155,4 +157,4 @@ def test_bigan_mnist_runs_through_the_cli_and_logs_the_probe(cli, tmp_path, mnis
     assert all(0.1 < v <= 1 for v in accuracies.values())
     assert accuracies["nn_accuracy_pixels"] > 0.85  # 1-NN on raw MNIST pixels is a strong baseline
     assert (run / "reconstructions" / "step_000000006.png").is_file()
-    assert "nn_accuracy_encoder" in result.stdout  # the console shows the evaluation
+    assert "nn_accuracy_encoder" in result.stderr  # the console shows the evaluation

@@ -24,7 +24,7 @@ BIGAN_MNIST = {
     # batch norm, Tanh out so that E(x) stays in z's support) and the joint D (LeakyReLU,
     # dropout 0.2 as in ALI, no batch norm: it scores both kinds of pair in one pass); their
     # optimiser (Adam 2e-4, beta1 0.5, batch 128); the non-saturating loss. 5 epochs (2,340
-    # steps) fit in 15 minutes on a shared CPU core (docs/results.md); the probe runs at the end.
+    # steps) took 8 minutes on one shared CPU core (docs/results.md); the probe runs at the end.
     "generator": {"name": "mlp", "latent_dim": LATENT, "hidden": [512, 512], "batchnorm": True},
     "discriminator": {"name": "bigan-mlp", "latent_dim": LATENT, "x_hidden": [512], "z_hidden": [256], "joint_hidden": [512]},
     "players": {

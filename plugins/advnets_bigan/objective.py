@@ -15,6 +15,8 @@ its pairs called fake.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import Tensor
 
@@ -43,6 +45,14 @@ class BiGANObjective(Objective):
         return trainer.k_at(step)
 
     def check(self, trainer: AdversarialTrainer) -> None:
+        if trainer.conditional:
+            raise ConfigError("the bigan objective plays an unconditional game; this generator takes class labels")
+        discriminator = trainer.discriminator
+        if len(inspect.signature(discriminator.forward).parameters) < 2:
+            raise ConfigError(
+                f"the bigan objective's discriminator judges (x, z) pairs, like bigan-mlp; "
+                f"{type(discriminator).__name__} takes one input"
+            )
         loss = trainer.loss
         if not loss.generator_uses_real and not swaps_by_negation(loss):
             raise ConfigError(
