@@ -115,6 +115,7 @@ COMMANDS: dict[str, tuple] = {
     "pip install ./plugins/examples/advnets-dcgan": ("test", "tests/test_example_plugin.py"),
     "advnets list components --from dcgan": ("test", "tests/test_example_plugin.py"),
     "advnets run dcgan-mnist --epochs 1": ("test", "tests/test_example_plugin.py, shortened to 6 steps"),
+    "advnets run bigan-mnist --seed 0 --out runs/bigan": ("test", "tests/test_bigan.py runs it through the CLI, shortened to 6 steps"),
     "advnets run mlp-mnist --device cuda": ("cuda", SHORT),
     "advnets run mlp-mnist --device cuda --precision bf16": ("cuda", SHORT),
     "advnets run mlp-mnist --nproc 4 --device cuda": ("cuda", SHORT),
