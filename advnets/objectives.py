@@ -82,6 +82,11 @@ class StepContext:
     def device(self) -> torch.device:
         return self._trainer.device
 
+    @property
+    def nan_guard(self) -> bool:
+        """True if updates are checked (and their gradient norms measured); report norms only then."""
+        return self._trainer.nan_guard
+
     def batch(self) -> Batch:
         """The next real minibatch of this epoch (this rank's share of it under torchrun)."""
         return self._trainer.source.next()
@@ -246,7 +251,7 @@ class GANObjective(Objective):
             else:
                 outputs = {"real_score": real_logits.float().mean(), "fake_score": fake_logits.float().mean()}
         diagnostics = {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), **outputs}
-        if ctx._trainer.nan_guard:
+        if ctx.nan_guard:
             diagnostics.update(d_grad_norm=d_norm, g_grad_norm=g_norm)
         return diagnostics
 
