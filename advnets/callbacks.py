@@ -14,10 +14,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .checkpoint import BEST_NAME, checkpoint_name, save_checkpoint, step_checkpoints
+from .checkpoint import BEST_NAME, checkpoint_name, prune_step_checkpoints, run_id_of, save_checkpoint
 from .data import to_unit
 from .metrics import Metric, score
-from .errors import AdvnetsError, ConfigError
+from .errors import AdvnetsError, ConfigError, WriteError, writing
 from .players import call
 from .trainer import AdversarialTrainer, Callback, draw_noise, eval_mode
 
@@ -74,7 +74,9 @@ class SampleGrid(Callback):
         trainer.require_run_dir("sample-grid")
 
     def on_fit_start(self, trainer: AdversarialTrainer) -> None:
-        (trainer.require_run_dir("sample-grid") / "samples").mkdir(exist_ok=True)
+        folder = trainer.require_run_dir("sample-grid") / "samples"
+        with writing(folder, "the sample grids' folder"):
+            folder.mkdir(exist_ok=True)
         # Fixed noise, drawn on the CPU from the run's seed: the same grid positions on any device.
         rng = torch.Generator().manual_seed(trainer.seed)
         n = self.n
@@ -90,7 +92,9 @@ class SampleGrid(Callback):
             return
         with eval_mode(trainer.sampling_generator) as generator, torch.no_grad():
             samples = call(generator, self._z, self._labels)
-        grid = save_grid(samples, trainer.data.model_range, trainer.run_dir / "samples" / f"step_{trainer.step:09d}.png", self.nrow)
+        path = trainer.run_dir / "samples" / f"step_{trainer.step:09d}.png"
+        with writing(path, "a sample grid"):
+            grid = save_grid(samples, trainer.data.model_range, path, self.nrow)
         trainer.log_image("samples", grid)
         self._last_step = trainer.step
 
@@ -107,7 +111,7 @@ class SampleGrid(Callback):
 
 
 class Checkpointer(Callback):
-    """Saves the trainer's whole state at each interval and at the end; keeps the newest ``keep``."""
+    """Saves the trainer's whole state at each interval and at the end; keeps this run's newest ``keep``."""
 
     def __init__(self, every_epochs: int = 1, every_steps: int = 0, keep: int = 3) -> None:
         _check_interval("checkpoint", every_epochs, every_steps)
@@ -122,15 +126,16 @@ class Checkpointer(Callback):
         return trainer.require_run_dir("checkpointing") / "checkpoints"
 
     def on_fit_start(self, trainer: AdversarialTrainer) -> None:
-        self.folder(trainer).mkdir(exist_ok=True)
+        with writing(self.folder(trainer), "the checkpoints' folder"):
+            self.folder(trainer).mkdir(exist_ok=True)
 
     def save(self, trainer: AdversarialTrainer, name: str | None = None) -> Path:
         path = self.folder(trainer) / (name or checkpoint_name(trainer.step))
-        save_checkpoint(path, trainer.state_dict(), {**trainer.metadata, "step": trainer.step})
+        metadata = {**trainer.metadata, "step": trainer.step}
+        save_checkpoint(path, trainer.state_dict(), metadata)
         if name is None:
             self.last_path = path
-            for old in step_checkpoints(path.parent)[self.keep :]:
-                old.unlink(missing_ok=True)
+            prune_step_checkpoints(path.parent, path, self.keep, run_id_of(metadata))
         return path
 
     def on_step_end(self, trainer: AdversarialTrainer) -> None:
@@ -227,7 +232,11 @@ class TrainingPlots(Callback):
     def on_fit_end(self, trainer: AdversarialTrainer) -> None:
         from .plots import plot_run
 
+        run_dir = trainer.require_run_dir("the training plots")
         try:
-            plot_run(trainer.require_run_dir("the training plots"), getattr(trainer.loss, "equilibrium", None))
+            with writing(run_dir / "training.png", "the training plots"):
+                plot_run(run_dir, getattr(trainer.loss, "equilibrium", None))
+        except WriteError:
+            raise
         except AdvnetsError:  # nothing logged yet: no picture, and no reason to fail the run
             pass

@@ -2,7 +2,9 @@
 
 Bad input of any kind ends with one line on stderr and exit code 2; Ctrl-C or
 SIGTERM during training writes a checkpoint at the next step boundary and exits
-with 130 or 143.
+with 130 or 143; a file that cannot be written during training (a full disk)
+ends the run with one line naming it and exit code 1, after a final checkpoint
+if that can still be written.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
-from .errors import AdvnetsError, ConfigError
+from .errors import AdvnetsError, ConfigError, WriteError
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 out_console = Console(highlight=False, soft_wrap=True)
@@ -237,7 +239,7 @@ def _run(preset, epochs, steps, device, seed, precision, set_, out, data_dir, re
         session = start_run(registry, config, out, extra_callbacks=[display])
     trainer = session.trainer
     processes = f" x {trainer.world_size} processes" if trainer.world_size > 1 else ""
-    say(f"[bold]{session.config.get('preset') or 'run'}[/] on {trainer.device}{processes} -> {session.run_dir}", highlight=False)
+    say(f"[bold]{escape(str(session.config.get('preset') or 'run'))}[/] on {trainer.device}{processes} -> {escape(str(session.run_dir))}", highlight=False)
     with _StopOnSignal() as stopper:
         stopper.trainer = trainer
         try:
@@ -247,6 +249,11 @@ def _run(preset, epochs, steps, device, seed, precision, set_, out, data_dir, re
             say(f"interrupted at step {trainer.step}; resume from the last checkpoint with:")
             say(f"  advnets run --resume {session.run_dir}")
             raise typer.Exit(130) from None
+        except (WriteError, OSError) as exc:
+            display.on_fit_end(trainer)
+            if main:
+                _error_line(f"{_failed_write(exc)}; training stopped at step {trainer.step}: {_keep_trained_steps(session)}")
+            raise typer.Exit(1) from None
     say(summary_table(trainer, display, session.run_dir, session.checkpointer.last_path))
     if trainer.fault is not None:
         if main:
@@ -255,6 +262,29 @@ def _run(preset, epochs, steps, device, seed, precision, set_, out, data_dir, re
     if stopper.signal is not None:
         say(f"stopped early; resume with:  advnets run --resume {session.run_dir}")
         raise typer.Exit(128 + stopper.signal)
+
+
+def _failed_write(exc: OSError | WriteError) -> str:
+    if isinstance(exc, WriteError):
+        return str(exc)
+    return f"{exc.filename or 'a file'}: cannot write ({exc.strerror or exc})"
+
+
+def _keep_trained_steps(session: Any) -> str:
+    """After a failed write: a final checkpoint if one can still be written; where the trained steps are."""
+    from .checkpoint import step_of
+
+    trainer, checkpointer = session.trainer, session.checkpointer
+    last = checkpointer.last_path or session.resumed_from
+    resume = f"; resume with: advnets run --resume {session.run_dir}"
+    if last is not None and step_of(last) == trainer.step:
+        return f"its checkpoint is {last}{resume}"
+    try:
+        return f"saved in {checkpointer.save(trainer)}{resume}"
+    except AdvnetsError:
+        if last is None:
+            return "no checkpoint could be written"
+        return f"the final checkpoint could not be written either; the last good one is {last}{resume}"
 
 
 # --- list / info ---------------------------------------------------------------------

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import re
 import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -94,6 +95,9 @@ CORE: dict[str, Any] = {
     },
 }
 
+RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+"""A run's id: ``uuid.uuid4().hex``, recorded in config.json and in every checkpoint's config."""
+
 SLOT_DEFAULTS = {
     "loss": "non-saturating",
     "g_optimizer": "adam",
@@ -135,6 +139,7 @@ def base_config() -> dict[str, Any]:
     config["loggers"] = {"jsonl": {}}
     config["eval"]["metrics"] = {}
     config["distributed"] = {"world_size": 1}  # filled in by the run: the job's shape, not a setting
+    config["run_id"] = None  # given by the run: which run wrote a checkpoint, not a setting
     return config
 
 
@@ -217,6 +222,8 @@ def apply_override(config: dict[str, Any], path: tuple[str, ...], value: Any) ->
         raise ConfigError("preset is chosen by `advnets run PRESET`, not by --set")
     if path[0] == "distributed":
         raise ConfigError("distributed describes the job torchrun started; use --nproc or torchrun's flags")
+    if path[0] == "run_id":
+        raise ConfigError("run_id names a run's folder and checkpoints; each new run gets its own")
     setting = _setting(path)
     if setting is None:
         raise ConfigError(f"unknown setting {dotted!r}{close_matches(dotted, known_keys())}")
@@ -318,7 +325,7 @@ def _check_core(config: dict[str, Any], node: Mapping[str, Any] = CORE, prefix: 
     """Type-check the core settings and reject keys that are not settings."""
     allowed = set(node) | ({"metrics"} if prefix == "eval." else set())
     if prefix == "":
-        allowed |= {"preset", *SLOTS, "players", "callbacks", "loggers", "distributed"}
+        allowed |= {"preset", *SLOTS, "players", "callbacks", "loggers", "distributed", "run_id"}
     for key in config:
         if key not in allowed:
             dotted = f"{prefix}{key}"
@@ -388,6 +395,8 @@ def resolve(
         raise ConfigError(f"seed must be in [0, 2**63), got {config['seed']}")
     if config["seed"] is None:
         config["seed"] = secrets.randbits(31)
+    if config["run_id"] is not None and not (isinstance(config["run_id"], str) and RUN_ID_PATTERN.match(config["run_id"])):
+        raise ConfigError(f"run_id must be 32 hexadecimal digits, got {json.dumps(config['run_id'])[:60]}")
     config["distributed"] = distributed.describe(config["trainer"]["batch_size"])  # this job's shape
     return config
 

@@ -7,8 +7,10 @@ traceback.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 
 class AdvnetsError(Exception):
@@ -24,7 +26,24 @@ class PluginError(AdvnetsError):
 
 
 class CheckpointError(AdvnetsError):
-    """A checkpoint or run folder that cannot be read."""
+    """A checkpoint or run folder that cannot be read or written."""
+
+
+class WriteError(CheckpointError):
+    """A file of a run could not be written (a full disk, a read-only folder); it names the file.
+
+    During training ``advnets run`` ends on it with exit code 1, after keeping the
+    trained steps in a final checkpoint if that can still be written.
+    """
+
+
+@contextlib.contextmanager
+def writing(path: Path, what: str) -> Iterator[None]:
+    """Turn an OSError inside the block into a WriteError naming ``path`` and ``what`` it holds."""
+    try:
+        yield
+    except OSError as exc:
+        raise WriteError(f"{path}: cannot write {what} ({exc.strerror or exc})") from None
 
 
 def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> str:

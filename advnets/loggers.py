@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 from typing import Any, TextIO
 
 from torch import Tensor
 
-from .errors import ConfigError
+from .errors import ConfigError, writing
 from .trainer import AdversarialTrainer, Callback
 
 
@@ -26,14 +27,22 @@ class JsonlLogger(Callback):
         self._file: TextIO | None = None
 
     def on_fit_start(self, trainer: AdversarialTrainer) -> None:
-        # What the objective's numbers mean and where their equilibria lie: plots draw from it.
-        self.on_log(trainer, {"event": "diagnostics", "step": trainer.step, "diagnostics": trainer.diagnostics()})
+        self._described = False
+
+    def _describe(self, trainer: AdversarialTrainer) -> None:
+        """Before a fit's first record: what the objective's numbers mean and where their equilibria lie (plots read it)."""
+        if not getattr(self, "_described", True):
+            self._described = True
+            self.on_log(trainer, {"event": "diagnostics", "step": trainer.step, "diagnostics": trainer.diagnostics()})
 
     def on_log(self, trainer: AdversarialTrainer, record: dict[str, Any]) -> None:
-        if self._file is None:
-            self._file = open(trainer.require_run_dir("the jsonl logger") / self.filename, "a", encoding="utf-8")
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        self._describe(trainer)
+        path = trainer.require_run_dir("the jsonl logger") / self.filename
+        with writing(path, "the metrics log"):
+            if self._file is None:
+                self._file = open(path, "a", encoding="utf-8")
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
 
     def on_fit_end(self, trainer: AdversarialTrainer) -> None:
         if self._file is not None:
@@ -50,8 +59,12 @@ class CsvLogger(Callback):
 
     def on_log(self, trainer: AdversarialTrainer, record: dict[str, Any]) -> None:
         event = str(record.get("event", "log"))
+        path = trainer.require_run_dir("the csv logger") / f"{self.prefix}-{event}.csv"
+        with writing(path, "the metrics log"):
+            self._write(path, event, record)
+
+    def _write(self, path: Path, event: str, record: dict[str, Any]) -> None:
         if event not in self._files:
-            path = trainer.require_run_dir("the csv logger") / f"{self.prefix}-{event}.csv"
             fresh = not path.exists() or path.stat().st_size == 0
             handle = open(path, "a", encoding="utf-8", newline="")
             if fresh:

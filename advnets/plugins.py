@@ -9,9 +9,11 @@ Plugins come from three places, loaded in this order:
 3. plugin files: ``--plugin PATH`` (repeatable) and ``ADVNETS_PLUGINS``
    (paths separated by ``os.pathsep``).
 
-An installed plugin that fails to import or to register is reported by name and
-left out; the others still load. A plugin file the user named explicitly that
-fails is an error. Either way a misspelled hook name is caught.
+An installed plugin that fails to import or to register (an exception, or
+``sys.exit``), or that registers a name another plugin has, is reported by name
+and left out; the others still load. A plugin file the user named explicitly that
+fails is an error. Either way a misspelled hook name is caught. Only Ctrl-C
+(KeyboardInterrupt) raised inside plugin code passes through as itself.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class Plugins:
 
 
 def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: the plugin called sys.exit({exc.code!r})"
     if isinstance(exc, SyntaxError):
         return f"SyntaxError: {exc.msg} (line {exc.lineno})"
     text = str(exc).strip().splitlines()
@@ -93,7 +97,9 @@ def _import_file(path: Path) -> object:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit too: a plugin cannot end the command as a success
         del sys.modules[module_name]
         raise PluginError(f"plugin file {path}: {_one_line(exc)}") from None
     return module
@@ -162,7 +168,9 @@ def load_plugins(
         )
         try:
             module = ep.load()
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit too
             info.error = f"failed to import: {_one_line(exc)}"
             infos.append(info)
             continue
@@ -183,14 +191,18 @@ def load_plugins(
             continue
         try:
             components = _collect(manager, info.name)
-        except Exception as exc:
+            for component in components:  # a name another plugin has: the whole plugin is left out
+                registry.check_free(component)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit too
             message = str(exc) if isinstance(exc, PluginError) else f"register_components failed: {_one_line(exc)}"
             if info.name in strict:
                 raise PluginError(f"plugin {info.location}: {message}") from None
             info.error = message
             continue
         for component in components:
-            registry.add(component)  # one (kind, name) claimed by two plugins is always an error
+            registry.add(component)
         info.components = len(components)
     return Plugins(manager, registry, infos)
 

@@ -169,6 +169,11 @@ class Registry:
             self.add(component)
 
     def add(self, component: Component) -> None:
+        self.check_free(component)
+        self._components[component.key] = component
+
+    def check_free(self, component: Component) -> None:
+        """The error ``add`` raises if ``component``'s (kind, name) is taken, naming both plugins."""
         previous = self._components.get(component.key)
         if previous is not None:
             if previous.plugin == component.plugin:
@@ -180,7 +185,6 @@ class Registry:
                 f"{previous.plugin!r} and {component.plugin!r}; uninstall or filter one "
                 "(ADVNETS_LOAD_PLUGINS)"
             )
-        self._components[component.key] = component
 
     def kinds(self) -> list[str]:
         return sorted({kind for kind, _ in self._components})
@@ -233,4 +237,8 @@ class Registry:
     def build(self, kind: str, name: str, **overrides: Any) -> Any:
         """Merge defaults and overrides and call the component's factory."""
         component = self.get(kind, name)
-        return component.factory(**merge_params(component, overrides))
+        settings = merge_params(component, overrides)
+        try:
+            return component.factory(**settings)
+        except SystemExit as exc:  # plugin code cannot end a command as if it had succeeded
+            raise PluginError(f"{kind} {name!r} of plugin {component.plugin!r} called sys.exit({exc.code!r}) when built") from None

@@ -17,21 +17,30 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import os
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from . import distributed
+from . import distributed, runlock
 from .callbacks import Checkpointer, Evaluate, TrainingPlots
-from .checkpoint import load_checkpoint, newest_loadable, remove_unfinished_writes, write_json_atomic
-from .config import SLOTS, resolve
+from .checkpoint import (
+    ANY_RUN,
+    load_checkpoint,
+    newest_loadable,
+    newest_of_run,
+    remove_unfinished_writes,
+    set_aside,
+    write_json_atomic,
+)
+from .config import SLOTS, load_config_file, resolve
 from .data import Data
 from .errors import AdvnetsError, CheckpointError, ConfigError, first_line
 from .objectives import Objective
 from .players import PlayerSpec
-from .registry import Registry
+from .registry import NAME_PATTERN, Registry
 from .trainer import AdversarialTrainer, Callback, generate
 
 CONFIG_NAME = "config.json"
@@ -154,10 +163,14 @@ def build_trainer(
 
 
 def new_run_dir(out: str | os.PathLike[str] | None, preset: str | None, check: bool = True) -> Path:
-    """``--out DIR`` (must be new or empty), or ``runs/<preset>-<timestamp>`` made unique."""
+    """``--out DIR`` (must be new or empty), or ``runs/<preset>-<timestamp>`` made unique.
+
+    ``preset`` goes into a path: pass only a checked name (:func:`folder_prefix`).
+    """
     if out is not None:
         path = Path(out)
         if check and path.exists() and (not path.is_dir() or any(path.iterdir())):
+            runlock.check_free(path)  # a live run's folder: say so rather than "not empty"
             raise ConfigError(f"output folder {path} already exists and is not empty; choose another --out, or --resume it")
     else:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -169,14 +182,26 @@ def new_run_dir(out: str | os.PathLike[str] | None, preset: str | None, check: b
     return path
 
 
+def folder_prefix(registry: Registry, preset: Any) -> str:
+    """The default run folder's name before its timestamp: a registered preset's name, else ``run``.
+
+    The ``preset`` of a config file is only text; it must never choose where files go.
+    """
+    if isinstance(preset, str) and NAME_PATTERN.match(preset) and ("preset", preset) in registry:
+        return preset
+    return "run"
+
+
 def start_run(
     registry: Registry,
     config: dict[str, Any],
     out: str | os.PathLike[str] | None = None,
     extra_callbacks: Iterable[Callback] = (),
 ) -> Run:
+    """A new run of ``config`` with its own id, in a folder that this process claims (locks) for its life."""
     main = distributed.is_main()
-    run_dir = new_run_dir(out, config.get("preset"), check=main)
+    config = {**config, "run_id": uuid.uuid4().hex}  # a rerun of a config.json is a new run
+    run_dir = new_run_dir(out, folder_prefix(registry, config.get("preset")), check=main)
     run_dir = distributed.broadcast_path(run_dir)  # every rank names the folder rank 0 chose
     trainer, checkpointer = build_trainer(registry, config, run_dir, extra_callbacks)
     # Only now, with everything built and checked, does the run folder appear.
@@ -194,10 +219,32 @@ def start_run(
                 trainer.run_dir = run_dir
             else:
                 run_dir.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(run_dir / CONFIG_NAME, config)
         except OSError as exc:
             raise ConfigError(f"cannot create output folder {run_dir}: {exc.strerror or exc}") from None
+        runlock.claim(run_dir)
+        if any(p.name != runlock.LOCK_NAME for p in run_dir.iterdir()):  # another run filled it since the check
+            raise ConfigError(f"output folder {run_dir} already exists and is not empty; choose another --out, or --resume it")
+        try:
+            write_json_atomic(run_dir / CONFIG_NAME, config)
+        except AdvnetsError as exc:
+            raise ConfigError(f"cannot create output folder {run_dir}: {exc}") from None
     return Run(config, run_dir, trainer, checkpointer)
+
+
+def recorded_run_id(run_dir: Path) -> tuple[Any, list[str]]:
+    """The run id that ``run_dir/config.json`` records (None for a run from before ids), and notes.
+
+    Without a readable config.json there is no record of the owner: any run's
+    checkpoint may then be taken (:data:`ANY_RUN`), and a note says so.
+    """
+    path = run_dir / CONFIG_NAME
+    try:
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"{path}: not a regular file")
+        run_id = load_config_file(path).get("run_id")
+    except ConfigError as exc:
+        return ANY_RUN, [f"{exc}; taking the newest checkpoint that loads, whichever run wrote it"]
+    return (run_id if isinstance(run_id, str) else None), []
 
 
 def resume_run(
@@ -220,9 +267,11 @@ def resume_run(
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"{run_dir}: no such run folder")
-    removed = remove_unfinished_writes(run_dir / "checkpoints") if distributed.is_main() else []
-    path, state, metadata, skipped = newest_loadable(run_dir / "checkpoints")
-    skipped = removed + skipped
+    main = distributed.is_main()
+    if main:
+        runlock.claim_existing(run_dir)  # a live run's folder: refused before anything is read
+    run_id, unrecorded = recorded_run_id(run_dir)
+    path, state, metadata, unusable = newest_of_run(run_dir / "checkpoints", run_id)
     config = metadata.get("config")
     if not isinstance(config, dict):
         raise CheckpointError(f"{path}: the checkpoint carries no advnets run configuration")
@@ -247,9 +296,13 @@ def resume_run(
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:
         first = first_line(exc)
         raise CheckpointError(f"{path}: does not fit the model its config builds ({first})") from None
-    if distributed.is_main():
+    notes: list[str] = []
+    if main:  # everything checked: only now, as its owner, does anything in the folder change
+        runlock.claim(run_dir)
+        notes = remove_unfinished_writes(run_dir / "checkpoints") + unrecorded
+        notes += [set_aside(item) for item in unusable]
         write_json_atomic(run_dir / CONFIG_NAME, config)
-    return Run(config, run_dir, trainer, checkpointer, resumed_from=path, skipped=skipped)
+    return Run(config, run_dir, trainer, checkpointer, resumed_from=path, skipped=notes)
 
 
 @dataclasses.dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -107,6 +108,13 @@ def raw_checkpoint(data: bytes) -> Callable[[Path, pytest.FixtureRequest], list[
     return setup
 
 
+def fifo_checkpoint(tmp: Path, request: pytest.FixtureRequest) -> list[str]:
+    folder = tmp / "old-run" / "checkpoints"
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "step-000000010.safetensors")
+    return [str(tmp / "old-run")]
+
+
 def empty_run(tmp: Path, request: pytest.FixtureRequest) -> list[str]:
     (tmp / "old-run" / "checkpoints").mkdir(parents=True)
     return [str(tmp / "old-run")]
@@ -196,6 +204,8 @@ CASES = [
     ("plugin registers twice", [*RUN], "registers loss 'twice' twice", plugin("    register(Component(kind='loss', name='twice', factory=HingeLoss))\n    register(Component(kind='loss', name='twice', factory=HingeLoss))")),
     ("plugin invalid name", [*RUN], "invalid component name 'My_Loss'", plugin("    register(Component(kind='loss', name='My_Loss', factory=HingeLoss))")),
     ("plugin takes a built-in name", [*RUN], "loss 'hinge' is registered by two plugins: 'advnets' and 'my_plugin'", plugin("    register(Component(kind='loss', name='hinge', factory=HingeLoss))")),
+    ("plugin exits at import", [*RUN], "my_plugin.py: SystemExit: the plugin called sys.exit(0)", plugin("import sys\nsys.exit(0)\n")),
+    ("set the run id", [*RUN, "--set", "run_id=0123"], "run_id names a run's folder and checkpoints", None),
     ("plugin file missing", [*RUN, "--plugin", "/nonexistent/plugin.py"], "plugin file /nonexistent/plugin.py does not exist", None),
     ("config file not JSON", ["run", "config.json"], "config.json: not a readable JSON config", existing("config.json", "{nope")),
     ("config file not an object", ["run", "config.json"], "a config must be a JSON object", existing("config.json", "[1, 2]")),
@@ -206,6 +216,7 @@ CASES = [
     ("resume with --set", ["run", "--resume", ".", "--set", "trainer.k=2"], "--set cannot change a run being resumed", None),
     ("resume without checkpoints", ["run", "--resume"], "no loadable checkpoint", empty_run),
     ("resume a truncated checkpoint", ["run", "--resume"], "step-000000010.safetensors: file is truncated", raw_checkpoint(b"\x10\x00\x00\x00\x00\x00\x00\x00{")),
+    ("resume a named pipe", ["run", "--resume"], "step-000000010.safetensors: not a regular file (a named pipe)", fifo_checkpoint),
     ("resume a pickle", ["run", "--resume"], "not a safetensors file", raw_checkpoint(b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94.")),
     ("resume another model shape", ["run", "--resume"], "does not fit the model its config builds", broken_checkpoint(other_shape)),
     ("resume an unknown component", ["run", "--resume"], "unknown generator 'no-such-generator'", broken_checkpoint(unknown_component)),

@@ -66,11 +66,13 @@ def test_a_resolved_config_resolves_to_itself(registry, overrides):
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(override_sets)
 def test_config_json_to_a_run_gives_the_same_config_json(registry, tmp_path_factory, overrides):
-    """config.json -> `advnets run config.json` -> the run's config.json is the same configuration."""
+    """config.json -> `advnets run config.json` -> the run's config.json is the same configuration (and a new run id)."""
     overrides = {**overrides, ("trainer", "steps"): 2, ("callbacks",): {}, ("eval", "metrics"): {}}
     config = resolve(registry, preset="toy-gaussian", overrides=list(overrides.items()))
     folder = tmp_path_factory.mktemp("roundtrip")
     (folder / "config.json").write_text(json.dumps(config))
     result = CliRunner().invoke(app, ["run", str(folder / "config.json"), "--out", str(folder / "run")])
     assert result.exit_code == 0, result.output
-    assert json.loads((folder / "run" / "config.json").read_text()) == config
+    written = json.loads((folder / "run" / "config.json").read_text())
+    assert written.pop("run_id") != config.pop("run_id")  # a rerun is a new run, with an id of its own
+    assert written == config
