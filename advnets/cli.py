@@ -268,7 +268,7 @@ def list_components(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     plugin: PluginFiles = None,
 ) -> None:
-    """List registered components: kind, name, summary and the plugin each came from."""
+    """List registered components: kind, name (and aliases), summary and the plugin each came from."""
     registry = _plugins(plugin).registry
     components = registry.components(kind=kind, plugin=from_plugin, pattern=name)
     if as_json:
@@ -278,12 +278,20 @@ def list_components(
     for column in ("kind", "name", "summary", "plugin"):
         table.add_column(column, overflow="fold")
     for c in components:
-        table.add_row(c.kind, c.name, escape(c.summary), c.plugin or "")
+        aliases = f" (alias {', '.join(c.aliases)})" if c.aliases else ""
+        table.add_row(c.kind, c.name + aliases, escape(c.summary), c.plugin or "")
     out_console.print(table)
 
 
 def _component_json(c: Any) -> dict[str, Any]:
-    return {"kind": c.kind, "name": c.name, "summary": c.summary, "plugin": c.plugin, "defaults": c.defaults}
+    return {
+        "kind": c.kind,
+        "name": c.name,
+        "aliases": list(c.aliases),
+        "summary": c.summary,
+        "plugin": c.plugin,
+        "defaults": c.defaults,
+    }
 
 
 @list_app.command("plugins")
@@ -326,7 +334,11 @@ def info(
     if as_json:
         print(json.dumps(_component_json(component), indent=2))
         return
-    out_console.print(f"[bold]{kind} {name}[/]  (plugin {escape(str(component.plugin))})")
+    if name != component.name:
+        out_console.print(f"{kind} {name} is an alias of {component.name}", markup=False)
+    out_console.print(f"[bold]{kind} {component.name}[/]  (plugin {escape(str(component.plugin))})")
+    if component.aliases:
+        out_console.print(f"aliases: {', '.join(component.aliases)}", markup=False)
     out_console.print(escape(component.summary))
     defaults = component.defaults or {}
     if defaults:
@@ -335,7 +347,7 @@ def info(
             table.add_row(key, escape(json.dumps(value)), type_name(value) if value is not None else "any")
         out_console.print(table)
     if kind == "preset":
-        out_console.print(f"example: advnets run {name} --epochs 1", markup=False)
+        out_console.print(f"example: advnets run {component.name} --epochs 1", markup=False)
     else:
         slot = {"optimizer": "g_optimizer", "metric": "eval.metrics", "callback": "callbacks"}.get(
             kind, kind if kind in SLOTS else None
