@@ -63,6 +63,7 @@ def test_list_components_json_has_every_kind_with_its_plugin():
     assert {"generator", "discriminator", "dataset", "loss", "metric", "preset", "optimizer", "callback"} <= kinds
     by_key = {(row["kind"], row["name"]): row for row in rows}
     assert by_key[("preset", "mlp-mnist")]["plugin"] == "mnist"
+    assert by_key[("preset", "mlp-mnist")]["aliases"] == ["mlp-mnist-fast"] and ("preset", "mlp-mnist-fast") not in by_key
     assert by_key[("loss", "hinge")]["plugin"] == "advnets"
     assert by_key[("dataset", "gaussian-1d")]["defaults"]["mu"] == 4.0
 
@@ -73,9 +74,17 @@ def test_list_components_filters():
     mnist_only = json.loads(invoke("list", "components", "--from", "mnist", "--json").stdout)
     assert {r["plugin"] for r in mnist_only} == {"mnist"}
     named = json.loads(invoke("list", "components", "--name", "*mnist*", "--json").stdout)
-    assert {r["name"] for r in named} == {"mnist", "fashion-mnist", "mlp-mnist", "mlp-mnist-fast", "mnist-fid", "mnist-score", "mnist-modes"}
+    assert {r["name"] for r in named} == {"mnist", "fashion-mnist", "mlp-mnist", "mlp-mnist-lecture", "mnist-fid", "mnist-score", "mnist-modes"}
     table = invoke("list", "components", "--kind", "preset")
-    assert "mlp-mnist-fast" in table.stdout and "toy-gaussian" in table.stdout
+    assert "mlp-mnist (alias" in table.stdout and "mlp-mnist-fast)" in table.stdout and "toy-gaussian" in table.stdout
+
+
+def test_info_on_an_alias_says_so_and_shows_its_component():
+    result = invoke("info", "preset", "mlp-mnist-fast")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("preset mlp-mnist-fast is an alias of mlp-mnist\n")
+    assert "ema_start" in result.stdout and "example: advnets run mlp-mnist --epochs 1" in result.stdout
+    assert "aliases: mlp-mnist-fast" in invoke("info", "preset", "mlp-mnist").stdout
 
 
 def test_list_plugins():

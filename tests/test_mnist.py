@@ -120,17 +120,33 @@ def test_the_lectures_model():
     assert g(z).shape == (5, 1, 28, 28) and d(g(z)).shape == (5,)
 
 
-def test_the_preset_is_the_seeds_recipe(registry):
-    config = resolve(registry, preset="mlp-mnist")
+def test_the_lecture_preset_is_the_seeds_recipe(registry):
+    config = resolve(registry, preset="mlp-mnist-lecture")
     assert config["loss"]["name"] == "non-saturating"
     assert config["trainer"]["batch_size"] == 32 and config["trainer"]["epochs"] == 100 and config["trainer"]["k"] == 1
     assert config["generator"]["latent_dim"] == 64
     for side in ("g_optimizer", "d_optimizer"):
         assert config[side]["name"] == "adam" and config[side]["lr"] == 1e-4 and config[side]["betas"] == [0.9, 0.999]
+    assert not config["generator"]["batchnorm"] and config["trainer"]["ema_decay"] == 0
 
 
-def test_the_fast_preset_never_trains_on_its_parzen_validation_images(registry, mnist_dir):
-    config = resolve(registry, preset="mlp-mnist-fast")
+def test_mlp_mnist_is_the_lectures_networks_with_settings_that_learn(registry):
+    config = resolve(registry, preset="mlp-mnist")
+    lecture = resolve(registry, preset="mlp-mnist-lecture")
+    assert config["generator"] == {**lecture["generator"], "batchnorm": True}
+    assert config["discriminator"] == {**lecture["discriminator"], "dropout": 0.3}
+    assert config["trainer"]["batch_size"] == 128 and config["trainer"]["epochs"] == 30
+    for side in ("g_optimizer", "d_optimizer"):
+        assert config[side]["lr"] == 3e-4 and config[side]["betas"] == [0.5, 0.999]
+    # the moving average starts after two epochs of 390 steps (50,000 images in batches of 128)
+    assert config["trainer"]["ema_decay"] == 0.9995 and config["trainer"]["ema_start"] == 2 * (50000 // 128)
+    # its old name still runs it, and a run records the preset's own name
+    old = resolve(registry, preset="mlp-mnist-fast", overrides=[(("seed",), config["seed"])])
+    assert old == config and old["preset"] == "mlp-mnist"
+
+
+def test_mlp_mnist_never_trains_on_its_parzen_validation_images(registry, mnist_dir):
+    config = resolve(registry, preset="mlp-mnist")
     assert config["eval"]["best"] == "parzen_valid" and config["eval"]["mode"] == "max"
     assert set(config["eval"]["metrics"]) == {"parzen", "mnist-fid", "mnist-score", "mnist-modes"}
     settings = {k: v for k, v in config["dataset"].items() if k not in ("name", "data_dir")}
