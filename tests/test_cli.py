@@ -155,13 +155,18 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, cli):
         assert torch.equal(value, state["generator"][key]), key
 
 
-def test_sample_writes_a_grid_a_histogram_or_tensors(tmp_path, cli):
+def test_sample_writes_a_histogram_or_tensors_and_overwrites_only_with_force(tmp_path, cli):
     out = tmp_path / "run"
     assert cli("run", "toy-gaussian", "--steps", "30", "--out", str(out), "--set", "callbacks={}").returncode == 0
     png = tmp_path / "hist.png"
     result = cli("sample", str(out), "--n", "500", "--out", str(png), "--seed", "0")
     assert result.returncode == 0, result.stderr
     assert png.read_bytes()[:4] == b"\x89PNG" and "moving average" in result.stderr
+    first = png.read_bytes()
+    again = cli("sample", str(out), "--n", "500", "--out", str(png), "--seed", "1")
+    assert again.returncode == 2 and "already exists; give --force" in again.stderr and png.read_bytes() == first
+    assert cli("sample", str(out), "--n", "500", "--out", str(png), "--seed", "1", "--force").returncode == 0
+    assert png.read_bytes() != first  # another seed's histogram
     tensors = tmp_path / "s.safetensors"
     checkpoint = next((out / "checkpoints").glob("step-*.safetensors"))
     assert cli("sample", str(checkpoint), "--n", "7", "--out", str(tensors), "--raw").returncode == 0

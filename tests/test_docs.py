@@ -94,6 +94,8 @@ COMMANDS: dict[str, tuple] = {
     f"advnets run {RUN_DIR}/config.json": ("run", SHORT),
     f"advnets run --resume {RUN_DIR} --epochs 5": ("run", ["--steps", "30"]),
     f"advnets sample {RUN_DIR} --n 64 --out grid.png": ("run", []),
+    f"advnets sample {RUN_DIR} --nearest --out nearest.png": ("run", []),
+    f"advnets sample {RUN_DIR} --interpolate --out paths.png": ("run", []),
     f"advnets eval {RUN_DIR}": ("run", FEWER),
     "advnets eval --real mlp-mnist": ("run", FEWER),
     "advnets run mlp-mnist --seed 0 --set trainer.ema_start=0 --out runs/fast": ("run", SHORT),
