@@ -298,7 +298,7 @@ def list_components(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     plugin: PluginFiles = None,
 ) -> None:
-    """List registered components: kind, name, summary and the plugin each came from."""
+    """List registered components: kind, name (and aliases), summary and the plugin each came from."""
     registry = _plugins(plugin).registry
     components = registry.components(kind=kind, plugin=from_plugin, pattern=name)
     if as_json:
@@ -308,12 +308,20 @@ def list_components(
     for column in ("kind", "name", "summary", "plugin"):
         table.add_column(column, overflow="fold")
     for c in components:
-        table.add_row(c.kind, c.name, escape(c.summary), c.plugin or "")
+        aliases = f" (alias {', '.join(c.aliases)})" if c.aliases else ""
+        table.add_row(c.kind, c.name + aliases, escape(c.summary), c.plugin or "")
     out_console.print(table)
 
 
 def _component_json(c: Any) -> dict[str, Any]:
-    return {"kind": c.kind, "name": c.name, "summary": c.summary, "plugin": c.plugin, "defaults": c.defaults}
+    return {
+        "kind": c.kind,
+        "name": c.name,
+        "aliases": list(c.aliases),
+        "summary": c.summary,
+        "plugin": c.plugin,
+        "defaults": c.defaults,
+    }
 
 
 @list_app.command("plugins")
@@ -356,7 +364,11 @@ def info(
     if as_json:
         print(json.dumps(_component_json(component), indent=2))
         return
-    out_console.print(f"[bold]{kind} {name}[/]  (plugin {escape(str(component.plugin))})")
+    if name != component.name:
+        out_console.print(f"{kind} {name} is an alias of {component.name}", markup=False)
+    out_console.print(f"[bold]{kind} {component.name}[/]  (plugin {escape(str(component.plugin))})")
+    if component.aliases:
+        out_console.print(f"aliases: {', '.join(component.aliases)}", markup=False)
     out_console.print(escape(component.summary))
     defaults = component.defaults or {}
     if defaults:
@@ -365,7 +377,7 @@ def info(
             table.add_row(key, escape(json.dumps(value)), type_name(value) if value is not None else "any")
         out_console.print(table)
     if kind == "preset":
-        out_console.print(f"example: advnets run {name} --epochs 1", markup=False)
+        out_console.print(f"example: advnets run {component.name} --epochs 1", markup=False)
     else:
         slot = {"optimizer": "g_optimizer", "metric": "eval.metrics", "callback": "callbacks"}.get(
             kind, kind if kind in SLOTS else None
@@ -384,27 +396,93 @@ def info(
 @app.command()
 def sample(
     source: Annotated[Path, typer.Argument(help="A run folder (its newest checkpoint) or a checkpoint file.")],
-    n: Annotated[int, typer.Option("--n", help="How many samples.")] = 64,
+    n: Annotated[
+        Optional[int],
+        typer.Option("--n", help="How many samples (default 64), or paths with --interpolate (default 10)."),
+    ] = None,
     out: Annotated[Path, typer.Option(help="A .png (grid, or histogram for 1-D data) or .safetensors file.")] = Path("samples.png"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
     seed: Annotated[Optional[int], typer.Option(help="Noise seed (default: a fresh one).")] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Use G's last weights, not their moving average.")] = False,
-    nrow: Annotated[int, typer.Option(help="Images per grid row.")] = 8,
+    nrow: Annotated[
+        int,
+        typer.Option(help="Images per grid row; pairs per row with --nearest; points per path with --interpolate."),
+    ] = 8,
+    nearest: Annotated[
+        bool,
+        typer.Option(
+            "--nearest",
+            help="The paper's Figure 2: each sample beside its nearest training image (Euclidean, in pixels).",
+        ),
+    ] = False,
+    interpolate: Annotated[
+        bool,
+        typer.Option(
+            "--interpolate",
+            help="The paper's Figure 3: --n rows of G along straight lines in z, --nrow points each "
+            "(ends included), between pairs of draws of the noise with --seed.",
+        ),
+    ] = False,
+    data_dir: Annotated[
+        Optional[Path], typer.Option(help="With --nearest: the folder with the dataset's files (default: the run's).")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     plugin: PluginFiles = None,
 ) -> None:
-    """Draw samples from a trained generator."""
+    """Draw samples from a trained generator, or the paper's Figure 2 (--nearest) or Figure 3 (--interpolate)."""
     from .runs import load_generator
-    from .samples import write_samples
-    from .trainer import generate, resolve_device
+    from .trainer import resolve_device
 
+    if nearest and interpolate:
+        raise ConfigError("--nearest and --interpolate draw different figures; give one of them")
+    n = n if n is not None else 10 if interpolate else 64
     if n < 1 or nrow < 1:
         raise ConfigError(f"--n and --nrow must be >= 1, got {n} and {nrow}")
-    loaded = load_generator(_plugins(plugin).registry, source, use_average=not raw)
+    if out.exists() and not force:
+        raise ConfigError(f"{out} already exists; give --force to overwrite it")
+    registry = _plugins(plugin).registry
+    loaded = load_generator(registry, source, use_average=not raw)
     dev = resolve_device(device)
-    samples = generate(loaded.generator.to(dev), n, noise=loaded.noise, seed=seed, device=dev)
-    write_samples(samples, loaded.metadata.get("data", {}), out, nrow=nrow)
+    generator = loaded.generator.to(dev)
+    data_info = loaded.metadata.get("data", {})
     which = "moving average of G" if loaded.averaged else "G"
-    err_console.print(f"{n} samples of the {which} in {loaded.path} -> {out}")
+    if interpolate:
+        _sample_interpolation(generator, loaded.noise, data_info, n, nrow, seed, out, dev)
+        err_console.print(f"{n} paths of {nrow} points in z through the {which} in {loaded.path} -> {out}")
+    elif nearest:
+        folder = None if data_dir is None else str(data_dir)
+        searched = _sample_nearest(registry, loaded, generator, data_info, n, nrow, seed, out, folder, dev)
+        err_console.print(f"{n} samples of the {which} in {loaded.path}, each beside its nearest of {searched} training images -> {out}")
+    else:
+        from .samples import write_samples
+        from .trainer import generate
+
+        samples = generate(generator, n, noise=loaded.noise, seed=seed, device=dev)
+        write_samples(samples, data_info, out, nrow=nrow)
+        err_console.print(f"{n} samples of the {which} in {loaded.path} -> {out}")
+
+
+def _sample_interpolation(generator, noise, data_info, paths, points, seed, out, dev) -> None:
+    from .callbacks import save_grid
+    from .samples import check_image_figure, images_of, interpolation_noise
+
+    check_image_figure(data_info, out, "--interpolate")
+    z = interpolation_noise(generator, paths, points, noise, seed, dev)
+    save_grid(images_of(generator, z), data_info["model_range"], out, nrow=points)
+
+
+def _sample_nearest(registry, loaded, generator, data_info, n, pairs_per_row, seed, out, data_dir, dev) -> int:
+    """Figure 2 into ``out``; returns how many training images were searched."""
+    from .evaluation import run_dataset
+    from .samples import check_image_figure, nearest_training_images, save_nearest_pairs
+    from .trainer import generate
+
+    check_image_figure(data_info, out, "--nearest")
+    data = run_dataset(registry, loaded.metadata["config"], data_dir)
+    samples = generate(generator, n, noise=loaded.noise, seed=seed, device=dev)
+    index = nearest_training_images(samples, data)
+    save_nearest_pairs(samples, data.decode(data.train[index]), data_info["model_range"], out, pairs_per_row)
+    return len(data.train)
 
 
 # --- eval ------------------------------------------------------------------------------

@@ -378,6 +378,7 @@ def resolve(
     else:
         config = base_config()
     if preset is not None:
+        preset = registry.get("preset", preset).name  # an alias runs, and is recorded, as its preset
         preset_config = registry.build("preset", preset)
         if not isinstance(preset_config, Mapping):
             raise ConfigError(f"preset {preset!r} did not give a configuration (a dict)")
@@ -413,12 +414,13 @@ def load_config_file(path: Path) -> dict[str, Any]:
     return config
 
 
-def preset_component(name: str, config: Mapping[str, Any], summary: str):
+def preset_component(name: str, config: Mapping[str, Any], summary: str, aliases: tuple[str, ...] = ()):
     """A preset component: ``build("preset", name)`` returns ``config`` (deep-copied).
 
-    The preset's settings are its defaults, so ``advnets info preset NAME`` shows them.
+    The preset's settings are its defaults, so ``advnets info preset NAME`` shows them;
+    ``aliases`` are other names that run it (a renamed preset's old name).
     """
     def make(**settings: Any) -> dict[str, Any]:
         return copy.deepcopy(settings)
 
-    return Component(kind="preset", name=name, factory=make, summary=summary, defaults=dict(config))
+    return Component(kind="preset", name=name, factory=make, summary=summary, defaults=dict(config), aliases=aliases)

@@ -60,7 +60,8 @@ def _metric_settings(config: dict[str, Any], names: list[str] | None) -> dict[st
     return configured
 
 
-def _dataset(registry: Registry, config: dict[str, Any], data_dir: str | None) -> Data:
+def run_dataset(registry: Registry, config: dict[str, Any], data_dir: str | None) -> Data:
+    """The dataset a run's config names, from ``data_dir`` if given (else where the config says)."""
     settings = {k: v for k, v in config["dataset"].items() if k != "name"}
     if data_dir is not None:
         settings["data_dir"] = data_dir
@@ -84,7 +85,7 @@ def evaluate_generator(
     loaded = load_generator(registry, source, use_average=use_average)
     config = loaded.metadata["config"]
     chosen = _metric_settings(config, metrics)
-    data = _dataset(registry, config, data_dir)
+    data = run_dataset(registry, config, data_dir)
     dev = resolve_device(device)
     samples = generate(loaded.generator.to(dev), n, noise=loaded.noise, seed=seed, device=dev)
     results, seconds = run_metrics(registry, chosen, samples, data)
@@ -116,7 +117,7 @@ def evaluate_real(
         raise ConfigError(f"--n must be >= 1, got {n}")
     config = resolve(registry, preset=preset)
     chosen = _metric_settings(config, metrics)
-    data = _dataset(registry, config, data_dir)
+    data = run_dataset(registry, config, data_dir)
     if n > len(data.train):
         raise ConfigError(f"--n {n} is more than the {len(data.train)} training images")
     samples = data.decode(data.train[:n])

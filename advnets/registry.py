@@ -60,8 +60,9 @@ class Component:
     """One registered thing: ``build(kind, name, **overrides)`` calls ``factory``.
 
     ``summary`` defaults to the first line of the factory's docstring and
-    ``defaults`` to the factory's keyword defaults. ``plugin`` is filled in by
-    the loader, not by the author.
+    ``defaults`` to the factory's keyword defaults. ``aliases`` are other names
+    that find the same component (a renamed preset's old name, say). ``plugin``
+    is filled in by the loader, not by the author.
     """
 
     kind: str
@@ -70,14 +71,21 @@ class Component:
     summary: str = ""
     defaults: Mapping[str, Any] | None = None
     plugin: str | None = None
+    aliases: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for field, value in (("kind", self.kind), ("name", self.name)):
+        if not isinstance(self.aliases, (tuple, list)):
+            raise PluginError(f"{self.kind} {self.name!r}: aliases must be a tuple of names, not {self.aliases!r}")
+        object.__setattr__(self, "aliases", tuple(self.aliases))
+        named = [("kind", self.kind), ("name", self.name), *(("alias", alias) for alias in self.aliases)]
+        for field, value in named:
             if not isinstance(value, str) or not NAME_PATTERN.match(value):
                 raise PluginError(
                     f"invalid component {field} {value!r}: use lowercase kebab-case "
                     "such as 'non-saturating' or 'gaussian-1d'"
                 )
+        if len(set(self.names)) < len(self.names):
+            raise PluginError(f"{self.kind} {self.name!r}: its aliases repeat a name: {self.aliases}")
         if not callable(self.factory):
             raise PluginError(f"{self.kind} {self.name!r}: factory {self.factory!r} is not callable")
         where = f"{self.kind} {self.name!r}"
@@ -93,6 +101,11 @@ class Component:
     @property
     def key(self) -> tuple[str, str]:
         return (self.kind, self.name)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name that finds this component: its own, then its aliases."""
+        return (self.name, *self.aliases)
 
 
 # --- type checks for settings ------------------------------------------------
@@ -160,42 +173,51 @@ def _natural_key(text: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
+def _as_alias(component: Component, name: str) -> str:
+    return "" if name == component.name else f" (as an alias of {component.name!r})"
+
+
 class Registry:
     """Every component by (kind, name); it lists, finds and builds them."""
 
     def __init__(self, components: Iterable[Component] = ()) -> None:
         self._components: dict[tuple[str, str], Component] = {}
+        self._by_any_name: dict[tuple[str, str], Component] = {}  # names and aliases
         for component in components:
             self.add(component)
 
     def add(self, component: Component) -> None:
+        """Register ``component``; a name or alias already claimed is an error naming both claimants."""
         self.check_free(component)
         self._components[component.key] = component
+        for name in component.names:
+            self._by_any_name[(component.kind, name)] = component
 
     def check_free(self, component: Component) -> None:
-        """The error ``add`` raises if ``component``'s (kind, name) is taken, naming both plugins."""
-        previous = self._components.get(component.key)
-        if previous is not None:
+        """The error ``add`` raises if ``component``'s name or an alias is taken, naming both plugins."""
+        for name in component.names:
+            previous = self._by_any_name.get((component.kind, name))
+            if previous is None:
+                continue
             if previous.plugin == component.plugin:
-                raise PluginError(
-                    f"plugin {component.plugin!r} registers {component.kind} {component.name!r} twice"
-                )
+                raise PluginError(f"plugin {component.plugin!r} registers {component.kind} {name!r} twice")
             raise PluginError(
-                f"{component.kind} {component.name!r} is registered by two plugins: "
-                f"{previous.plugin!r} and {component.plugin!r}; uninstall or filter one "
-                "(ADVNETS_LOAD_PLUGINS)"
+                f"{component.kind} {name!r} is registered by two plugins: "
+                f"{previous.plugin!r}{_as_alias(previous, name)} and {component.plugin!r}"
+                f"{_as_alias(component, name)}; uninstall or filter one (ADVNETS_LOAD_PLUGINS)"
             )
 
     def kinds(self) -> list[str]:
         return sorted({kind for kind, _ in self._components})
 
     def names(self, kind: str) -> list[str]:
-        return sorted((n for k, n in self._components if k == kind), key=_natural_key)
+        """The names and aliases of a kind, naturally sorted."""
+        return sorted((n for k, n in self._by_any_name if k == kind), key=_natural_key)
 
     def components(
         self, kind: str | None = None, plugin: str | None = None, pattern: str | None = None
     ) -> list[Component]:
-        """Components filtered by kind, plugin and a glob on the name (``*gan*``), naturally sorted."""
+        """Components filtered by kind, plugin and a glob on a name or alias (``*gan*``), naturally sorted."""
         if kind is not None:
             self._check_kind(kind)
         found = [
@@ -203,7 +225,7 @@ class Registry:
             for c in self._components.values()
             if (kind is None or c.kind == kind)
             and (plugin is None or c.plugin == plugin)
-            and (pattern is None or fnmatch.fnmatchcase(c.name, pattern))
+            and (pattern is None or any(fnmatch.fnmatchcase(n, pattern) for n in c.names))
         ]
         return sorted(found, key=lambda c: (c.kind, _natural_key(c.name)))
 
@@ -215,8 +237,9 @@ class Registry:
             )
 
     def get(self, kind: str, name: str) -> Component:
+        """The component called ``name`` (or with ``name`` among its aliases)."""
         self._check_kind(kind)
-        component = self._components.get((kind, name))
+        component = self._by_any_name.get((kind, name))
         if component is None:
             raise ConfigError(
                 f"unknown {kind} {name!r}{close_matches(name, self.names(kind))}; "
@@ -225,7 +248,7 @@ class Registry:
         return component
 
     def __contains__(self, key: tuple[str, str]) -> bool:
-        return key in self._components
+        return key in self._by_any_name
 
     def __len__(self) -> int:
         return len(self._components)

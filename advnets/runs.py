@@ -284,7 +284,7 @@ def resume_run(
         config = resolve(registry, base=config, overrides=overrides)
     except AdvnetsError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
-    if preset is not None and config.get("preset") not in (None, preset):
+    if preset is not None and config.get("preset") not in (None, *registry.get("preset", preset).names):
         raise ConfigError(f"{run_dir} is a run of preset {config['preset']!r}, not {preset!r}")
     if steps is not None or epochs is not None:
         config["trainer"]["steps"] = steps

@@ -1,15 +1,27 @@
-"""Writing generator samples to files: image grids, 1-D histograms, or raw tensors."""
+"""Writing generator samples to files: image grids, 1-D histograms, or raw tensors.
+
+Also the paper's two other pictures of a trained G: Figure 2 (samples beside their
+nearest training image, to show G does not just copy its data) and Figure 3 (images
+along straight lines in z-space, to show the space is smooth).
+"""
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
 import safetensors.torch
+import torch
 from torch import Tensor
 
 from .checkpoint import write_atomic
+from .data import Data, to_unit
 from .errors import ConfigError
+from .trainer import draw_noise, eval_mode, latent_dim_of
+
+PAIR_GAP = 6
+"""White pixels between the pairs of a nearest-neighbour figure (2 black ones inside a pair)."""
 
 
 def write_samples(samples: Tensor, data_info: dict[str, Any], out: Path, nrow: int = 8) -> None:
@@ -48,3 +60,65 @@ def _histogram(samples: Tensor, data_info: dict[str, Any], out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+def check_image_figure(data_info: dict[str, Any], out: Path, option: str) -> None:
+    """Refuse a figure of images for a run whose data are not images, or a file that is not a PNG."""
+    shape = tuple(data_info.get("shape") or ())
+    if len(shape) != 3 or data_info.get("model_range") is None:
+        name = data_info.get("name") or "its dataset"
+        raise ConfigError(f"{option} draws images; this run's data ({name}) are samples of shape {shape}")
+    if Path(out).suffix.lower() != ".png":
+        raise ConfigError(f"cannot write {out}: {option} draws a picture, use a .png file name")
+    if not Path(out).parent.is_dir():
+        raise ConfigError(f"cannot write {out}: folder {Path(out).parent} does not exist")
+
+
+def nearest_training_images(samples: Tensor, data: Data, chunk: int = 10000) -> Tensor:
+    """The index of each sample's nearest training image, by Euclidean distance in pixel space.
+
+    Distances are taken in the model's space, a fixed affine map of the pixels, so the
+    nearest image is the same. The training set is decoded a chunk at a time on the
+    samples' device: memory stays at one chunk whatever the dataset's size.
+    """
+    flat = samples.detach().flatten(1).float()
+    best = torch.full((len(flat),), float("inf"), device=flat.device)
+    index = torch.zeros(len(flat), dtype=torch.long, device=flat.device)
+    for start in range(0, len(data.train), chunk):
+        block = data.decode(data.train[start : start + chunk].to(flat.device)).flatten(1)
+        distance, nearest = torch.cdist(flat, block).min(dim=1)
+        closer = distance < best
+        best = torch.where(closer, distance, best)
+        index = torch.where(closer, nearest + start, index)
+    return index.cpu()
+
+
+def save_nearest_pairs(samples: Tensor, nearest: Tensor, model_range: Any, out: Path, pairs_per_row: int) -> None:
+    """Figure 2: each sample (left) beside its nearest training image (right), pairs set apart by white gaps."""
+    from torchvision.utils import make_grid, save_image
+
+    unit = [to_unit(x.detach().float().cpu(), model_range) for x in (samples, nearest)]
+    pairs = [make_grid(torch.stack([sample, neighbour]), nrow=2, padding=2) for sample, neighbour in zip(*unit)]
+    save_image(make_grid(pairs, nrow=pairs_per_row, padding=PAIR_GAP, pad_value=1.0), str(out))
+
+
+def interpolation_noise(
+    generator: torch.nn.Module, paths: int, points: int, noise: str, seed: int | None, device: torch.device
+) -> Tensor:
+    """z on ``paths`` straight lines in z-space, ``points`` evenly spaced on each, both ends included.
+
+    The ends are the first ``2 * paths`` draws of p_z with ``seed``, taken in pairs:
+    path i runs from draw 2i to draw 2i + 1, as in the paper's Figure 3.
+    """
+    rng = torch.Generator(device=device)
+    rng.manual_seed(secrets.randbits(63) if seed is None else seed)
+    ends = draw_noise(2 * paths, latent_dim_of(generator), noise, rng, device).view(paths, 2, 1, -1)
+    t = torch.linspace(0, 1, points, device=device).view(1, points, 1)
+    return (ends[:, 0] * (1 - t) + ends[:, 1] * t).flatten(0, 1)
+
+
+@torch.no_grad()
+def images_of(generator: torch.nn.Module, z: Tensor) -> Tensor:
+    """G(z) in eval mode, without gradients."""
+    with eval_mode(generator):
+        return generator(z)

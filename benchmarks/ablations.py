@@ -2,7 +2,7 @@
 
     python benchmarks/ablations.py [--batch 32] [--rounds 5] [--data-dir DIR]
 
-Every variant is the mlp-mnist preset through the code path of `advnets run`,
+Every variant is the mlp-mnist-lecture preset through the code path of `advnets run`,
 with one setting changed; rounds interleave the variants, and the table gives
 samples/s (median and spread) and the median of the per-round ratios to the
 trainer as shipped.
@@ -47,7 +47,7 @@ def main() -> None:
     results = measure(runs, args.rounds, args.steps, max(5, args.steps // 5), console)
     for run in runs:
         run.close()
-    table = Table(title=f"mlp-mnist at batch {args.batch}: samples/s, median (min-max) of {args.rounds} interleaved rounds")
+    table = Table(title=f"mlp-mnist-lecture at batch {args.batch}: samples/s, median (min-max) of {args.rounds} interleaved rounds")
     for column in ("variant", "samples/s", "vs as shipped"):
         table.add_column(column, justify="left" if column == "variant" else "right")
     for name, row in results.items():

@@ -12,13 +12,13 @@ times a segment of steps, and the table gives the median and the spread
    Sigmoid + BCELoss, one noise draw per step (the lecture's loop, completed);
 2. hand: the same model, data already in one tensor, fresh noise per step, a
    stable logit loss, default Adam; no framework;
-3. trainer: `AdversarialTrainer` on the mlp-mnist preset, built by the same code
+3. trainer: `AdversarialTrainer` on the mlp-mnist-lecture preset, built by the same code
    path as `advnets run` (progress bar, metrics log, grids and checkpoints on).
 
 Then, at batch 1024, the FLOPs the trainer's matrix multiplications do per step
 (counted by torch's FlopCounterMode) per second, against the float32 matmul rate
 this machine reaches at the model's layer sizes; and the peak resident memory of
-a real `advnets run mlp-mnist` process.
+a real `advnets run mlp-mnist-lecture` process.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ class HandLoop(SeedLoop):
 
 
 class TrainerRun:
-    """AdversarialTrainer on the mlp-mnist preset, set up exactly as `advnets run` sets it up."""
+    """AdversarialTrainer on the mlp-mnist-lecture preset, set up exactly as `advnets run` sets it up."""
 
     def __init__(
         self,
@@ -184,7 +184,7 @@ class TrainerRun:
             (("eval", "metrics"), {}),
             *((tuple(key.split(".")), value) for key, value in (settings or {}).items()),
         ]
-        config = resolve(registry, preset="mlp-mnist", overrides=overrides)
+        config = resolve(registry, preset="mlp-mnist-lecture", overrides=overrides)
         self.out = Path(tempfile.mkdtemp(prefix="advnets-bench-")) / "run"
         # The progress bar renders as in a terminal, into a buffer.
         console = Console(file=io.StringIO(), force_terminal=True, width=140)
@@ -265,7 +265,7 @@ main()
 
 
 def peak_rss_of_a_run(data_dir: Path, steps: int) -> float:
-    """Peak resident memory (MiB) of a real `advnets run mlp-mnist` process on the CPU.
+    """Peak resident memory (MiB) of a real `advnets run mlp-mnist-lecture` process on the CPU.
 
     Read from the process's own VmHWM at exit: getrusage's maxrss would also count
     the memory of this (large) benchmark process that the child was forked from.
@@ -273,7 +273,7 @@ def peak_rss_of_a_run(data_dir: Path, steps: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ADVNETS_")}
         peak_file = Path(tmp) / "peak"
-        command = [sys.executable, "-c", PEAK_RSS_PROBE, str(peak_file), "run", "mlp-mnist", "--steps", str(steps)]
+        command = [sys.executable, "-c", PEAK_RSS_PROBE, str(peak_file), "run", "mlp-mnist-lecture", "--steps", str(steps)]
         command += ["--device", "cpu", "--data-dir", str(data_dir), "--out", str(Path(tmp) / "run"), "--seed", "0"]
         subprocess.run(command, env=env, check=True, capture_output=True)
         return int(peak_file.read_text()) / 1024  # kB to MiB
@@ -379,7 +379,7 @@ def main() -> None:
         "fraction": achieved / statistics.median(matmul),
     }
     if device.type == "cpu":
-        console.print(f"peak memory of `advnets run mlp-mnist --steps {args.rss_steps}`")
+        console.print(f"peak memory of `advnets run mlp-mnist-lecture --steps {args.rss_steps}`")
         report["peak_rss_mib"] = peak_rss_of_a_run(data_dir, args.rss_steps)
     report["seconds"] = time.time() - started
     _print(report, console)
@@ -420,7 +420,7 @@ def _print(report: dict, console: Console) -> None:
         f"against {a['matmul_gflops']['median']:.1f} GFLOP/s of float32 matmul at the layer sizes = {a['fraction']:.0%}"
     )
     if "peak_rss_mib" in report:
-        console.print(f"peak resident memory of `advnets run mlp-mnist`: {report['peak_rss_mib']:.0f} MiB")
+        console.print(f"peak resident memory of `advnets run mlp-mnist-lecture`: {report['peak_rss_mib']:.0f} MiB")
     console.print(f"machine: {report['machine']['processor']}, {report['machine']['cpus']} CPUs, torch {report['machine']['torch']}; {report['seconds']:.0f} s")
 
 

@@ -60,7 +60,7 @@ def _cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cli():
     """``cli("run", ...)`` runs the real command line in a subprocess."""
     return _cli

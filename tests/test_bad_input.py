@@ -136,7 +136,7 @@ BROKEN_SOURCE: list[Path] = []
 RUN = ["run", "toy-gaussian"]
 CASES = [
     # (id, arguments, message, setup)
-    ("unknown preset", ["run", "mlp-mnst"], "unknown preset 'mlp-mnst' (did you mean: mlp-mnist, mlp-mnist-fast?)", None),
+    ("unknown preset", ["run", "mlp-mnst"], "unknown preset 'mlp-mnst' (did you mean: mlp-mnist, mlp-mnist-fast, mlp-mnist-lecture?)", None),
     ("unknown generator", [*RUN, "--set", "generator=mpl"], "unknown generator 'mpl' (did you mean: mlp?)", None),
     ("unknown loss", [*RUN, "--set", "loss=hing"], "unknown loss 'hing' (did you mean: hinge?)", None),
     ("unknown optimizer", [*RUN, "--set", "g_optimizer=adma"], "unknown optimizer 'adma' (did you mean: adam?)", None),
@@ -225,6 +225,10 @@ CASES = [
     ("resume with --seed 0", ["run", "--seed", "0", "--resume"], "--seed cannot change a run being resumed", broken_checkpoint(lambda s, m: None)),
     ("sample another model shape", ["sample"], "does not fit the generator its config builds", broken_checkpoint(other_shape)),
     ("sample zero", ["sample", ".", "--n", "0"], "--n and --nrow must be >= 1", None),
+    ("sample --nearest of 1-D data", ["sample", "--nearest"], "--nearest draws images; this run's data (gaussian-1d) are samples of shape (1,)", broken_checkpoint(lambda s, m: None)),
+    ("sample --interpolate of 1-D data", ["sample", "--interpolate"], "--interpolate draws images", broken_checkpoint(lambda s, m: None)),
+    ("sample both figures", ["sample", ".", "--nearest", "--interpolate"], "--nearest and --interpolate draw different figures", None),
+    ("sample over a file", ["sample", ".", "--out", "grid.png"], "grid.png already exists; give --force to overwrite it", lambda tmp, request: (tmp / "grid.png").write_bytes(b"mine") and []),
     ("info unknown kind", ["info", "los", "hinge"], "unknown component kind 'los' (did you mean: loss?)", None),
     ("info unknown name", ["info", "loss", "hnge"], "unknown loss 'hnge' (did you mean: hinge?)", None),
     ("list unknown kind", ["list", "components", "--kind", "presets"], "unknown component kind 'presets' (did you mean: preset?)", None),

@@ -63,6 +63,7 @@ def test_list_components_json_has_every_kind_with_its_plugin():
     assert {"generator", "discriminator", "dataset", "loss", "metric", "preset", "optimizer", "callback"} <= kinds
     by_key = {(row["kind"], row["name"]): row for row in rows}
     assert by_key[("preset", "mlp-mnist")]["plugin"] == "mnist"
+    assert by_key[("preset", "mlp-mnist")]["aliases"] == ["mlp-mnist-fast"] and ("preset", "mlp-mnist-fast") not in by_key
     assert by_key[("loss", "hinge")]["plugin"] == "advnets"
     assert by_key[("dataset", "gaussian-1d")]["defaults"]["mu"] == 4.0
 
@@ -73,9 +74,17 @@ def test_list_components_filters():
     mnist_only = json.loads(invoke("list", "components", "--from", "mnist", "--json").stdout)
     assert {r["plugin"] for r in mnist_only} == {"mnist"}
     named = json.loads(invoke("list", "components", "--name", "*mnist*", "--json").stdout)
-    assert {r["name"] for r in named} == {"mnist", "fashion-mnist", "mlp-mnist", "mlp-mnist-fast", "mnist-fid", "mnist-score", "mnist-modes"}
+    assert {r["name"] for r in named} == {"mnist", "fashion-mnist", "mlp-mnist", "mlp-mnist-lecture", "mnist-fid", "mnist-score", "mnist-modes"}
     table = invoke("list", "components", "--kind", "preset")
-    assert "mlp-mnist-fast" in table.stdout and "toy-gaussian" in table.stdout
+    assert "mlp-mnist (alias" in table.stdout and "mlp-mnist-fast)" in table.stdout and "toy-gaussian" in table.stdout
+
+
+def test_info_on_an_alias_says_so_and_shows_its_component():
+    result = invoke("info", "preset", "mlp-mnist-fast")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("preset mlp-mnist-fast is an alias of mlp-mnist\n")
+    assert "ema_start" in result.stdout and "example: advnets run mlp-mnist --epochs 1" in result.stdout
+    assert "aliases: mlp-mnist-fast" in invoke("info", "preset", "mlp-mnist").stdout
 
 
 def test_list_plugins():
@@ -146,13 +155,18 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, cli):
         assert torch.equal(value, state["generator"][key]), key
 
 
-def test_sample_writes_a_grid_a_histogram_or_tensors(tmp_path, cli):
+def test_sample_writes_a_histogram_or_tensors_and_overwrites_only_with_force(tmp_path, cli):
     out = tmp_path / "run"
     assert cli("run", "toy-gaussian", "--steps", "30", "--out", str(out), "--set", "callbacks={}").returncode == 0
     png = tmp_path / "hist.png"
     result = cli("sample", str(out), "--n", "500", "--out", str(png), "--seed", "0")
     assert result.returncode == 0, result.stderr
     assert png.read_bytes()[:4] == b"\x89PNG" and "moving average" in result.stderr
+    first = png.read_bytes()
+    again = cli("sample", str(out), "--n", "500", "--out", str(png), "--seed", "1")
+    assert again.returncode == 2 and "already exists; give --force" in again.stderr and png.read_bytes() == first
+    assert cli("sample", str(out), "--n", "500", "--out", str(png), "--seed", "1", "--force").returncode == 0
+    assert png.read_bytes() != first  # another seed's histogram
     tensors = tmp_path / "s.safetensors"
     checkpoint = next((out / "checkpoints").glob("step-*.safetensors"))
     assert cli("sample", str(checkpoint), "--n", "7", "--out", str(tensors), "--raw").returncode == 0

@@ -103,3 +103,31 @@ def test_toy_gaussian_learns_the_target_and_draws_figure_1(registry, tmp_path):
     # the first panel is far from the target, the last one close
     assert wasserstein_1(snapshots[0]["samples"], MU, SIGMA) > 2.0
     assert wasserstein_1(snapshots[-1]["samples"], MU, SIGMA) < 0.15
+
+
+def test_figure_1_draws_gs_density_as_a_line_that_fits_its_axis():
+    """A KDE line for p_g (finite even when G has collapsed), every curve inside its panel, x labelled, 1/2 in the legend."""
+    import matplotlib.pyplot as plt
+
+    from advnets_gaussian.figure import density_line, figure
+
+    xs = torch.linspace(-2, 10, 1201)
+    normal = torch.randn(20000, generator=torch.Generator().manual_seed(0)) * SIGMA + MU
+    estimate = density_line(normal, xs, min_bandwidth=0.01)
+    truth = torch.exp(-0.5 * ((xs - MU) / SIGMA) ** 2) / (SIGMA * math.sqrt(2 * math.pi))
+    assert (estimate - truth).abs().max() < 0.05 and float(estimate.sum() * (xs[1] - xs[0])) == pytest.approx(1, abs=1e-3)
+    assert density_line(torch.zeros(100), xs, min_bandwidth=0.06).max() == pytest.approx(1 / (0.06 * math.sqrt(2 * math.pi)), rel=1e-3)
+
+    grid = torch.linspace(0, 6, 50)
+    snapshot = {"grid": grid, "d": torch.full((50,), 0.5), "z": torch.linspace(-1, 1, 5), "gz": torch.full((5,), 0.1)}
+    collapsed, learned = {**snapshot, "step": 0, "samples": torch.full((500,), 0.1)}, {**snapshot, "step": 9, "samples": normal[:5000]}
+    fig = figure([collapsed, learned], {"mu": MU, "sigma": SIGMA})
+    try:
+        for ax in fig.axes:
+            top = ax.get_ylim()[1]
+            assert all(max(line.get_ydata()) <= top for line in ax.get_lines())  # nothing is cut off at the top
+            assert ax.get_xlabel() == "x"
+        assert fig.axes[0].get_ylim()[1] > 10 > 1.5 > fig.axes[1].get_ylim()[1]  # each panel fits its own curves
+        assert "D = 1/2 (equilibrium)" in [t.get_text() for t in fig.legends[0].get_texts()]
+    finally:
+        plt.close(fig)

@@ -46,8 +46,8 @@ def test_only_the_chosen_loggers_run(tmp_path):
 
 
 def short_mnist_run(out, mnist_dir, steps: int, *settings: str) -> None:
-    """A few logged steps of mlp-mnist, without the (slow) evaluation."""
-    args = ["run", "mlp-mnist", "--steps", str(steps), "--out", str(out), "--data-dir", str(mnist_dir)]
+    """A few logged steps of mlp-mnist-lecture, without the (slow) evaluation."""
+    args = ["run", "mlp-mnist-lecture", "--steps", str(steps), "--out", str(out), "--data-dir", str(mnist_dir)]
     args += ["--set", "eval.metrics={}", "--set", "trainer.log_every=10"]
     for setting in settings:
         args += ["--set", setting]

@@ -126,17 +126,33 @@ def test_the_lectures_model():
     assert g(z).shape == (5, 1, 28, 28) and d(g(z)).shape == (5,)
 
 
-def test_the_preset_is_the_seeds_recipe(registry):
-    config = resolve(registry, preset="mlp-mnist")
+def test_the_lecture_preset_is_the_seeds_recipe(registry):
+    config = resolve(registry, preset="mlp-mnist-lecture")
     assert config["loss"]["name"] == "non-saturating"
     assert config["trainer"]["batch_size"] == 32 and config["trainer"]["epochs"] == 100 and config["trainer"]["k"] == 1
     assert config["generator"]["latent_dim"] == 64
     for side in ("g_optimizer", "d_optimizer"):
         assert config[side]["name"] == "adam" and config[side]["lr"] == 1e-4 and config[side]["betas"] == [0.9, 0.999]
+    assert not config["generator"]["batchnorm"] and config["trainer"]["ema_decay"] == 0
 
 
-def test_the_fast_preset_never_trains_on_its_parzen_validation_images(registry, mnist_dir):
-    config = resolve(registry, preset="mlp-mnist-fast")
+def test_mlp_mnist_is_the_lectures_networks_with_settings_that_learn(registry):
+    config = resolve(registry, preset="mlp-mnist")
+    lecture = resolve(registry, preset="mlp-mnist-lecture")
+    assert config["generator"] == {**lecture["generator"], "batchnorm": True}
+    assert config["discriminator"] == {**lecture["discriminator"], "dropout": 0.3}
+    assert config["trainer"]["batch_size"] == 128 and config["trainer"]["epochs"] == 30
+    for side in ("g_optimizer", "d_optimizer"):
+        assert config[side]["lr"] == 3e-4 and config[side]["betas"] == [0.5, 0.999]
+    # the moving average starts after two epochs of 390 steps (50,000 images in batches of 128)
+    assert config["trainer"]["ema_decay"] == 0.9995 and config["trainer"]["ema_start"] == 2 * (50000 // 128)
+    # its old name still runs it, and a run records the preset's own name
+    old = resolve(registry, preset="mlp-mnist-fast", overrides=[(("seed",), config["seed"])])
+    assert old == config and old["preset"] == "mlp-mnist"
+
+
+def test_mlp_mnist_never_trains_on_its_parzen_validation_images(registry, mnist_dir):
+    config = resolve(registry, preset="mlp-mnist")
     assert config["eval"]["best"] == "parzen_valid" and config["eval"]["mode"] == "max"
     assert set(config["eval"]["metrics"]) == {"parzen", "mnist-fid", "mnist-score", "mnist-modes"}
     settings = {k: v for k, v in config["dataset"].items() if k not in ("name", "data_dir")}
@@ -167,3 +183,79 @@ def test_a_short_real_run_from_the_command_line(mnist_dir, tmp_path, cli):
     assert config["dataset"]["data_dir"] is None and config["trainer"]["steps"] == 300
     assert (out / "checkpoints" / "step-000000300.safetensors").is_file()
     assert "run folder" in result.stderr and "samples/s" in result.stderr
+
+
+def test_nearest_training_images_searches_every_chunk():
+    from advnets import Data
+    from advnets.samples import nearest_training_images
+
+    g = torch.Generator().manual_seed(0)
+    data = Data(torch.randint(0, 256, (50, 1, 4, 4), generator=g, dtype=torch.uint8), raw_range=(0, 255), model_range=(-1, 1))
+    samples = torch.rand(9, 1, 4, 4, generator=g) * 2 - 1
+    brute = torch.cdist(samples.flatten(1).double(), data.decode(data.train).flatten(1).double()).argmin(dim=1)
+    assert torch.equal(nearest_training_images(samples, data, chunk=7), brute)
+    assert brute.max() >= 7  # the answer is not all in the first chunk
+
+
+def png(path):
+    import numpy
+    from PIL import Image
+
+    return torch.tensor(numpy.asarray(Image.open(path))[..., 0], dtype=torch.int32)  # the grids are grey: one channel of three
+
+
+def cell(image, x, y, size=28):
+    return image[y : y + size, x : x + size]
+
+
+@pytest.fixture(scope="module")
+def tiny_mnist_run(tmp_path_factory, mnist_dir, cli):
+    """Five steps of `advnets run mlp-mnist` on the real MNIST, no evaluation, no grids.
+
+    The data folder comes from the environment, so the run's config does not record it.
+    """
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    settings = ["--set", "eval.metrics={}", "--set", "eval.best=null", "--set", "callbacks={}"]
+    made = cli("run", "mlp-mnist", "--steps", "5", "--seed", "0", "--out", str(out), *settings, env={"ADVNETS_DATA_DIR": str(mnist_dir)})
+    assert made.returncode == 0, made.stderr
+    return out
+
+
+def test_sample_nearest_puts_each_sample_beside_its_nearest_training_image(tiny_mnist_run, tmp_path, cli, mnist_dir):
+    """The paper's Figure 2 through the real CLI: pairs of (sample, nearest of the run's 50,000 training images)."""
+    from advnets.samples import PAIR_GAP
+
+    figure, grid = tmp_path / "nearest.png", tmp_path / "grid.png"
+    drawn = cli("sample", str(tiny_mnist_run), "--nearest", "--n", "6", "--nrow", "3", "--seed", "0", "--out", str(figure), "--data-dir", str(mnist_dir))
+    assert drawn.returncode == 0, drawn.stderr
+    assert "each beside its nearest of 50000 training images" in drawn.stderr
+    assert cli("sample", str(tiny_mnist_run), "--n", "6", "--nrow", "6", "--seed", "0", "--out", str(grid)).returncode == 0
+    pairs, samples = png(figure), png(grid)
+    pair_w, pair_h = 2 * 28 + 3 * 2, 28 + 2 * 2
+    assert pairs.shape == (PAIR_GAP + 2 * (pair_h + PAIR_GAP), PAIR_GAP + 3 * (pair_w + PAIR_GAP))
+    train = mnist(str(mnist_dir), download=False).train[:50000].flatten(1).double() / 255
+    for k in range(6):
+        x, y = PAIR_GAP + (k % 3) * (pair_w + PAIR_GAP) + 2, PAIR_GAP + (k // 3) * (pair_h + PAIR_GAP) + 2
+        sample = cell(samples, 2 + 30 * k, 2)
+        assert torch.equal(cell(pairs, x, y), sample)  # left: the same sample `advnets sample` draws
+        neighbour = cell(pairs, x + 30, y).flatten().double() / 255
+        assert (train == neighbour).all(dim=1).any()  # right: a training image, exactly
+        distances = torch.cdist(sample.flatten().double()[None] / 255, train)[0]
+        nearest = torch.dist(sample.flatten().double() / 255, neighbour)
+        # ... and the nearest one (the PNG's 8-bit sample moves distances by at most 0.06)
+        assert nearest <= distances.min() + 0.12, (k, nearest.item(), distances.min().item())
+
+
+def test_sample_interpolate_draws_straight_paths_between_seeded_draws(tiny_mnist_run, tmp_path, cli):
+    """The paper's Figure 3 through the real CLI: each row runs from draw 2i to draw 2i+1 of the seed."""
+    figure, grid = tmp_path / "paths.png", tmp_path / "ends.png"
+    drawn = cli("sample", str(tiny_mnist_run), "--interpolate", "--n", "3", "--nrow", "5", "--seed", "1", "--out", str(figure))
+    assert drawn.returncode == 0, drawn.stderr
+    assert cli("sample", str(tiny_mnist_run), "--n", "6", "--nrow", "6", "--seed", "1", "--out", str(grid)).returncode == 0
+    paths, ends = png(figure), png(grid)
+    assert paths.shape == (2 + 3 * 30, 2 + 5 * 30)
+    for row in range(3):
+        first, middle, last = (cell(paths, 2 + 30 * j, 2 + 30 * row) for j in (0, 2, 4))
+        assert (first - cell(ends, 2 + 30 * 2 * row, 2)).abs().max() <= 2  # batch size may move a grey level
+        assert (last - cell(ends, 2 + 30 * (2 * row + 1), 2)).abs().max() <= 2
+        assert (middle - first).abs().max() > 2 and (middle - last).abs().max() > 2

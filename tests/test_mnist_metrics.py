@@ -101,7 +101,7 @@ def test_real_images_score_as_real_images(reference_row):
 def test_eval_of_a_run_writes_eval_json(mnist_dir, tmp_path):
     out = tmp_path / "run"
     runner = CliRunner()
-    trained = runner.invoke(app, ["run", "mlp-mnist", "--steps", "20", "--out", str(out), "--data-dir", str(mnist_dir), "--set", "eval.metrics={}", "--set", "trainer.ema_decay=0.9"])
+    trained = runner.invoke(app, ["run", "mlp-mnist-lecture", "--steps", "20", "--out", str(out), "--data-dir", str(mnist_dir), "--set", "eval.metrics={}", "--set", "trainer.ema_decay=0.9"])
     assert trained.exit_code == 0, trained.output
     result = runner.invoke(app, ["eval", str(out), "--metric", "mnist-modes", "--metric", "mnist-score", "--n", "500", "--data-dir", str(mnist_dir)])
     assert result.exit_code == 0, result.output

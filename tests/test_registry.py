@@ -77,3 +77,35 @@ def test_listing_filters_and_sorts_naturally():
     assert [c.name for c in registry.components(pattern="net-*")] == ["net-1", "net-2", "net-10", "net-3"]
     assert [c.name for c in registry.components(plugin="q")] == ["other"]
     assert registry.kinds() == ["generator", "loss"]
+
+
+def test_an_alias_finds_and_builds_the_component():
+    renamed = Component(kind="preset", name="new-name", factory=factory, aliases=("old-name",), plugin="p")
+    registry = Registry([renamed])
+    assert registry.get("preset", "old-name") is renamed
+    assert registry.build("preset", "old-name", width=3) == registry.build("preset", "new-name", width=3)
+    assert ("preset", "old-name") in registry and registry.names("preset") == ["new-name", "old-name"]
+    assert registry.components(pattern="old-*") == [renamed]  # listed once, under its own name
+    with pytest.raises(ConfigError, match="unknown preset 'old-nam' \\(did you mean: old-name"):
+        registry.get("preset", "old-nam")
+
+
+@pytest.mark.parametrize(
+    "first, second, message",
+    [
+        (("thing", ()), ("other", ("thing",)), "preset 'thing' is registered by two plugins: 'first' and 'second' \\(as an alias of 'other'\\)"),
+        (("thing", ("old",)), ("old", ()), "preset 'old' is registered by two plugins: 'first' \\(as an alias of 'thing'\\) and 'second'"),
+        (("thing", ("old",)), ("other", ("old",)), "'first' \\(as an alias of 'thing'\\) and 'second' \\(as an alias of 'other'\\)"),
+    ],
+)
+def test_a_name_or_alias_claimed_by_two_plugins_names_both(first, second, message):
+    registry = Registry([Component(kind="preset", name=first[0], aliases=first[1], factory=factory, plugin="first")])
+    with pytest.raises(PluginError, match=message):
+        registry.add(Component(kind="preset", name=second[0], aliases=second[1], factory=factory, plugin="second"))
+    assert registry.names("preset") == sorted([first[0], *first[1]])  # the loser left nothing behind
+
+
+@pytest.mark.parametrize("aliases, message", [(("Old",), "invalid component alias 'Old'"), (("x", "x"), "aliases repeat a name"), ("old", "tuple of names")])
+def test_bad_aliases_are_rejected(aliases, message):
+    with pytest.raises(PluginError, match=message):
+        Component(kind="preset", name="x", factory=factory, aliases=aliases)

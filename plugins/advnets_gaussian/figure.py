@@ -1,8 +1,9 @@
 """The paper's Figure 1, drawn from a real run: p_data, p_g and D over x, with the map z -> x.
 
-In each panel: the data density (black, dotted), a histogram of G's samples
-(green), D(x) (blue, dashed), and below them lines from evenly spaced z on the
-noise domain up to G(z), showing how G squeezes and stretches p_z. At the
+In each panel, as in the paper: the data density (black, dotted), G's density
+p_g (green, solid: a kernel density estimate from G's samples), D(x) (blue,
+dashed) against the line D = 1/2, and below them lines from evenly spaced z on
+the noise domain up to G(z), showing how G squeezes and stretches p_z. At the
 game's equilibrium p_g = p_data and D(x) = 1/2 everywhere (Theorem 1).
 """
 
@@ -76,25 +77,40 @@ class FigureOne(Callback):
         self.snapshots = list(state.get("snapshots", []))
 
 
-def draw(snapshots: list[dict[str, Any]], meta: dict[str, Any], path: Path) -> None:
+def density_line(samples: torch.Tensor, xs: torch.Tensor, min_bandwidth: float) -> torch.Tensor:
+    """A Gaussian kernel density estimate of 1-D ``samples`` at ``xs``.
+
+    Silverman's rule picks the bandwidth, never below ``min_bandwidth``: a G that has
+    collapsed to one point still draws a peak of finite height.
+    """
+    samples = samples.reshape(-1).double()
+    bandwidth = max(1.06 * float(samples.std()) * len(samples) ** -0.2, min_bandwidth)
+    u = (xs.double().unsqueeze(1) - samples.unsqueeze(0)) / bandwidth
+    return (torch.exp(-0.5 * u**2).mean(dim=1) / (bandwidth * math.sqrt(2 * math.pi))).float()
+
+
+def figure(snapshots: list[dict[str, Any]], meta: dict[str, Any]):
+    """The figure's panels, one per snapshot; each panel's y axis fits the densities and D it draws."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     mu, sigma = float(meta.get("mu", 0.0)), float(meta.get("sigma", 1.0))
     lo = min(float(s["grid"][0]) for s in snapshots)
     hi = max(float(s["grid"][-1]) for s in snapshots)
     xs = torch.linspace(lo, hi, 400)
     density = torch.exp(-0.5 * ((xs - mu) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
-    top = max(1.05, float(density.max()) * 1.15)
-    fig, axes = plt.subplots(1, len(snapshots), figsize=(3.6 * len(snapshots), 3.4), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(snapshots), figsize=(3.6 * len(snapshots), 3.9), squeeze=False)
     for ax, snap, letter in zip(axes[0], snapshots, "abcdefghijklmnopqrstuvwxyz"):
-        ax.hist(snap["samples"].numpy(), bins=60, range=(lo, hi), density=True, color="#2ca02c", alpha=0.45, label="p_g (G's samples)")
+        p_g = density_line(snap["samples"], xs, min_bandwidth=(hi - lo) / 200)
+        top = 1.1 * max(1.0, float(density.max()), float(p_g.max()))  # D is at most 1
         ax.plot(xs.numpy(), density.numpy(), "k:", lw=2, label="p_data")
+        ax.plot(xs.numpy(), p_g.numpy(), "-", color="#2ca02c", lw=2, label="p_g (G's samples)")
         ax.plot(snap["grid"].numpy(), snap["d"].numpy(), "--", color="#1f77b4", lw=2, label="D(x)")
-        ax.axhline(0.5, color="#1f77b4", lw=0.6, alpha=0.4)
-        # The map x = G(z): evenly spaced z on the lower line, joined to G(z) on the x axis.
+        ax.axhline(0.5, color="#1f77b4", lw=0.8, alpha=0.5, label="D = 1/2 (equilibrium)")
+        # The map x = G(z): evenly spaced z on the lower line, joined to G(z) on the x line.
         z_line, x_line = -0.32 * top, -0.06 * top
         z_pos = lo + (snap["z"].numpy() + 1) / 2 * (hi - lo)
         ax.hlines([z_line, x_line], lo, hi, color="0.3", lw=0.8)
@@ -104,10 +120,18 @@ def draw(snapshots: list[dict[str, Any]], meta: dict[str, Any], path: Path) -> N
         ax.text(lo, x_line + 0.02 * top, "x", fontsize=9, va="bottom")
         ax.set_ylim(-0.42 * top, top)
         ax.set_xlim(lo, hi)
+        ax.set_xlabel("x")
         ax.set_title(f"({letter}) step {snap['step']}", fontsize=10)
-        ax.set_yticks([0, 0.5, 1.0])
-    axes[0][0].legend(loc="upper left", fontsize=7, frameon=False)
-    fig.suptitle(f"p_data = N({mu:g}, {sigma:g}²): G's samples and D during training (Goodfellow et al. 2014, Fig. 1)", fontsize=10)
-    fig.tight_layout()
+        ax.set_yticks([t for t in MaxNLocator(4, steps=[1, 2, 5, 10]).tick_values(0, top) if 0 <= t <= top])
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.suptitle(f"p_data = N({mu:g}, {sigma:g}²): G's density and D during training (Goodfellow et al. 2014, Fig. 1)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+def draw(snapshots: list[dict[str, Any]], meta: dict[str, Any], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = figure(snapshots, meta)
     fig.savefig(path, dpi=110)
     plt.close(fig)
