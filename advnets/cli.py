@@ -359,6 +359,10 @@ def sample(
     seed: Annotated[Optional[int], typer.Option(help="Noise seed (default: a fresh one).")] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Use G's last weights, not their moving average.")] = False,
     nrow: Annotated[int, typer.Option(help="Images per grid row.")] = 8,
+    label: Annotated[
+        Optional[int],
+        typer.Option(help="A conditional run: draw this class only (default: row r shows class r mod the class count)."),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     plugin: PluginFiles = None,
 ) -> None:
@@ -371,10 +375,28 @@ def sample(
         raise ConfigError(f"--n and --nrow must be >= 1, got {n} and {nrow}")
     loaded = load_generator(_plugins(plugin).registry, source, use_average=not raw)
     dev = resolve_device(device)
-    samples = generate(loaded.generator.to(dev), n, noise=loaded.noise, seed=seed, device=dev)
+    labels = _sample_labels(loaded.generator, label, n, nrow)
+    samples = generate(loaded.generator.to(dev), n, noise=loaded.noise, seed=seed, device=dev, labels=labels)
     write_samples(samples, loaded.metadata.get("data", {}), out, nrow=nrow)
     which = "moving average of G" if loaded.averaged else "G"
     err_console.print(f"{n} samples of the {which} in {loaded.path} -> {out}")
+
+
+def _sample_labels(generator: Any, label: int | None, n: int, nrow: int) -> Any:
+    """The classes to draw: ``label`` for all n, else one class per grid row; None for an unconditional G."""
+    import torch
+
+    from .players import is_conditional
+
+    if not is_conditional(generator):
+        if label is not None:
+            raise ConfigError("--label needs a conditional run; this run's generator has no classes")
+        return None
+    if label is not None and not 0 <= label < generator.num_classes:
+        raise ConfigError(f"--label {label} is not a class of this run's generator (0 to {generator.num_classes - 1})")
+    if label is not None:
+        return torch.full((n,), label, dtype=torch.int64)
+    return torch.arange(n) // nrow % generator.num_classes
 
 
 # --- eval ------------------------------------------------------------------------------
