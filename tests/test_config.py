@@ -90,7 +90,7 @@ def test_bad_overrides_name_the_problem(registry, sets, message):
 
 
 def test_unknown_preset(registry):
-    with pytest.raises(ConfigError, match="unknown preset 'mlp-mnst' \\(did you mean: mlp-mnist, mlp-mnist-fast\\?\\)"):
+    with pytest.raises(ConfigError, match="unknown preset 'mlp-mnst' \\(did you mean: mlp-mnist, mlp-mnist-fast, cgan-mnist\\?\\)"):
         resolve(registry, preset="mlp-mnst")
 
 
