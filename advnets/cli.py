@@ -392,11 +392,11 @@ def _sample_labels(generator: Any, label: int | None, n: int, nrow: int) -> Any:
         if label is not None:
             raise ConfigError("--label needs a conditional run; this run's generator has no classes")
         return None
-    if label is not None and not 0 <= label < generator.num_classes:
+    if label is None:
+        return torch.arange(n) // nrow % generator.num_classes
+    if not 0 <= label < generator.num_classes:
         raise ConfigError(f"--label {label} is not a class of this run's generator (0 to {generator.num_classes - 1})")
-    if label is not None:
-        return torch.full((n,), label, dtype=torch.int64)
-    return torch.arange(n) // nrow % generator.num_classes
+    return torch.full((n,), label, dtype=torch.int64)
 
 
 # --- eval ------------------------------------------------------------------------------
