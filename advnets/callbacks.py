@@ -184,12 +184,14 @@ class Evaluate(Callback):
         self.best_value: float | None = None
         self._last_step = -1
 
-    def evaluate(self, trainer: AdversarialTrainer) -> dict[str, float]:
-        return score(self.metrics, trainer.sample(self.n_samples, seed=self.seed), trainer.data)[0]
+    def evaluate(self, trainer: AdversarialTrainer, n: int | None = None) -> dict[str, float]:
+        """The metrics on n samples (default ``n_samples``), with their labels for a conditional G."""
+        samples, labels = trainer.sample_labelled(n or self.n_samples, seed=self.seed)
+        return score(self.metrics, samples, trainer.data, labels)[0]
 
     def check(self, trainer: AdversarialTrainer) -> None:
         """Score a handful of samples now, so that a metric that cannot work fails before training."""
-        results = score(self.metrics, trainer.sample(min(self.n_samples, 64), seed=self.seed), trainer.data)[0]
+        results = self.evaluate(trainer, min(self.n_samples, 64))
         if self.best is not None and self.best not in results:
             raise ConfigError(f"eval.best is {self.best!r}, but the metrics report only {', '.join(results)}")
 

@@ -426,6 +426,10 @@ def sample(
     data_dir: Annotated[
         Optional[Path], typer.Option(help="With --nearest: the folder with the dataset's files (default: the run's).")
     ] = None,
+    label: Annotated[
+        Optional[int],
+        typer.Option(help="A conditional run: draw this class only (default: row r shows class r mod the class count)."),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     plugin: PluginFiles = None,
 ) -> None:
@@ -445,19 +449,22 @@ def sample(
     dev = resolve_device(device)
     generator = loaded.generator.to(dev)
     data_info = loaded.metadata.get("data", {})
+    labels = _sample_labels(generator, label, n, nrow)
+    if labels is not None and interpolate:
+        raise ConfigError("--interpolate draws unconditional paths; it does not take a conditional run yet")
     which = "moving average of G" if loaded.averaged else "G"
     if interpolate:
         _sample_interpolation(generator, loaded.noise, data_info, n, nrow, seed, out, dev)
         err_console.print(f"{n} paths of {nrow} points in z through the {which} in {loaded.path} -> {out}")
     elif nearest:
         folder = None if data_dir is None else str(data_dir)
-        searched = _sample_nearest(registry, loaded, generator, data_info, n, nrow, seed, out, folder, dev)
+        searched = _sample_nearest(registry, loaded, generator, data_info, n, nrow, seed, out, folder, dev, labels)
         err_console.print(f"{n} samples of the {which} in {loaded.path}, each beside its nearest of {searched} training images -> {out}")
     else:
         from .samples import write_samples
         from .trainer import generate
 
-        samples = generate(generator, n, noise=loaded.noise, seed=seed, device=dev)
+        samples = generate(generator, n, noise=loaded.noise, seed=seed, device=dev, labels=labels)
         write_samples(samples, data_info, out, nrow=nrow)
         err_console.print(f"{n} samples of the {which} in {loaded.path} -> {out}")
 
@@ -471,7 +478,7 @@ def _sample_interpolation(generator, noise, data_info, paths, points, seed, out,
     save_grid(images_of(generator, z), data_info["model_range"], out, nrow=points)
 
 
-def _sample_nearest(registry, loaded, generator, data_info, n, pairs_per_row, seed, out, data_dir, dev) -> int:
+def _sample_nearest(registry, loaded, generator, data_info, n, pairs_per_row, seed, out, data_dir, dev, labels=None) -> int:
     """Figure 2 into ``out``; returns how many training images were searched."""
     from .evaluation import run_dataset
     from .samples import check_image_figure, nearest_training_images, save_nearest_pairs
@@ -479,10 +486,27 @@ def _sample_nearest(registry, loaded, generator, data_info, n, pairs_per_row, se
 
     check_image_figure(data_info, out, "--nearest")
     data = run_dataset(registry, loaded.metadata["config"], data_dir)
-    samples = generate(generator, n, noise=loaded.noise, seed=seed, device=dev)
+    samples = generate(generator, n, noise=loaded.noise, seed=seed, device=dev, labels=labels)
     index = nearest_training_images(samples, data)
     save_nearest_pairs(samples, data.decode(data.train[index]), data_info["model_range"], out, pairs_per_row)
     return len(data.train)
+
+
+def _sample_labels(generator: Any, label: int | None, n: int, nrow: int) -> Any:
+    """The classes to draw: ``label`` for all n, else one class per grid row; None for an unconditional G."""
+    import torch
+
+    from .players import is_conditional
+
+    if not is_conditional(generator):
+        if label is not None:
+            raise ConfigError("--label needs a conditional run; this run's generator has no classes")
+        return None
+    if label is None:
+        return torch.arange(n) // nrow % generator.num_classes
+    if not 0 <= label < generator.num_classes:
+        raise ConfigError(f"--label {label} is not a class of this run's generator (0 to {generator.num_classes - 1})")
+    return torch.full((n,), label, dtype=torch.int64)
 
 
 # --- eval ------------------------------------------------------------------------------

@@ -2,9 +2,11 @@
 
 Metrics are components of kind ``metric``: a factory returns a callable
 ``metric(samples, data) -> {name: number}`` that scores G's samples (in the model's
-space) against the dataset. An evaluation builds the run's dataset, draws
-``n`` samples from G's moving average (or G itself), runs each metric, and
-records the numbers with what produced them.
+space) against the dataset; one with a ``labels`` parameter also gets the classes
+the samples were drawn for. An evaluation builds the run's dataset, draws
+``n`` samples from G's moving average (or G itself; a conditional G for labels
+drawn from the training set's class frequencies), runs each metric, and records
+the numbers with what produced them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .errors import ConfigError
 from .metrics import score
 from .registry import Registry
 from .runs import load_generator
-from .trainer import generate, resolve_device
+from .trainer import generate_labelled, resolve_device
 
 EVAL_NAME = "eval.json"
 
@@ -47,8 +49,11 @@ class Evaluation:
         }
 
 
-def run_metrics(registry: Registry, metrics: dict[str, dict], samples: torch.Tensor, data: Data) -> tuple[dict, dict]:
-    return score({name: registry.build("metric", name, **settings) for name, settings in metrics.items()}, samples, data)
+def run_metrics(
+    registry: Registry, metrics: dict[str, dict], samples: torch.Tensor, data: Data, labels: torch.Tensor | None = None
+) -> tuple[dict, dict]:
+    built = {name: registry.build("metric", name, **settings) for name, settings in metrics.items()}
+    return score(built, samples, data, labels)
 
 
 def _metric_settings(config: dict[str, Any], names: list[str] | None) -> dict[str, dict]:
@@ -87,8 +92,11 @@ def evaluate_generator(
     chosen = _metric_settings(config, metrics)
     data = run_dataset(registry, config, data_dir)
     dev = resolve_device(device)
-    samples = generate(loaded.generator.to(dev), n, noise=loaded.noise, seed=seed, device=dev)
-    results, seconds = run_metrics(registry, chosen, samples, data)
+    class_weights = data.class_frequencies() if data.labelled else None
+    samples, labels = generate_labelled(
+        loaded.generator.to(dev), n, noise=loaded.noise, seed=seed, device=dev, class_weights=class_weights
+    )
+    results, seconds = run_metrics(registry, chosen, samples, data, labels)
     info = {
         "checkpoint": str(loaded.path),
         "step": loaded.metadata.get("step"),
@@ -121,7 +129,8 @@ def evaluate_real(
     if n > len(data.train):
         raise ConfigError(f"--n {n} is more than the {len(data.train)} training images")
     samples = data.decode(data.train[:n])
-    results, seconds = run_metrics(registry, chosen, samples, data)
+    labels = None if data.train_labels is None else data.train_labels[:n]
+    results, seconds = run_metrics(registry, chosen, samples, data, labels)
     info = {"real": f"{data.name} train[0:{n}]", "n": n}
     return Evaluation(results, seconds, f"real:{preset}", info)
 

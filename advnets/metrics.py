@@ -19,6 +19,7 @@ dimensions; report it beside modern metrics.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -30,17 +31,34 @@ from .data import Data, to_unit
 from .errors import ConfigError
 
 
-Metric = Callable[[Tensor, Data], Mapping[str, float]]
-"""A metric maps G's samples (model space) and the dataset to named numbers."""
+Metric = Callable[..., Mapping[str, float]]
+"""A metric maps G's samples (model space) and the dataset to named numbers: ``metric(samples, data)``.
+
+A metric that declares a ``labels`` parameter is also given the class labels the
+samples were drawn for (``None`` for an unconditional G): ``metric(samples, data, labels=labels)``.
+"""
 
 
-def score(metrics: Mapping[str, Metric], samples: Tensor, data: Data) -> tuple[dict[str, float], dict[str, float]]:
-    """Run each metric on the same samples: (all the numbers they report, seconds each took)."""
+def takes_labels(metric: Metric) -> bool:
+    """True if the metric's call signature has a ``labels`` parameter."""
+    try:
+        return "labels" in inspect.signature(metric).parameters
+    except (TypeError, ValueError):  # a callable without a signature takes no labels
+        return False
+
+
+def score(
+    metrics: Mapping[str, Metric], samples: Tensor, data: Data, labels: Tensor | None = None
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Run each metric on the same samples: (all the numbers they report, seconds each took).
+
+    ``labels`` (the samples' classes, for a conditional G) go only to metrics that take them.
+    """
     results: dict[str, float] = {}
     seconds: dict[str, float] = {}
     for name, metric in metrics.items():
         start = time.perf_counter()
-        results.update(metric(samples, data))
+        results.update(metric(samples, data, labels=labels) if takes_labels(metric) else metric(samples, data))
         seconds[name] = round(time.perf_counter() - start, 3)
     return results, seconds
 

@@ -136,7 +136,7 @@ BROKEN_SOURCE: list[Path] = []
 RUN = ["run", "toy-gaussian"]
 CASES = [
     # (id, arguments, message, setup)
-    ("unknown preset", ["run", "mlp-mnst"], "unknown preset 'mlp-mnst' (did you mean: mlp-mnist, mlp-mnist-fast, mlp-mnist-lecture?)", None),
+    ("unknown preset", ["run", "mlp-mnst"], "unknown preset 'mlp-mnst' (did you mean: mlp-mnist, mlp-mnist-fast, mlp-mnist-lecture", None),
     ("unknown generator", [*RUN, "--set", "generator=mpl"], "unknown generator 'mpl' (did you mean: mlp?)", None),
     ("unknown loss", [*RUN, "--set", "loss=hing"], "unknown loss 'hing' (did you mean: hinge?)", None),
     ("unknown optimizer", [*RUN, "--set", "g_optimizer=adma"], "unknown optimizer 'adma' (did you mean: adam?)", None),

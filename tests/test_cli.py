@@ -74,7 +74,7 @@ def test_list_components_filters():
     mnist_only = json.loads(invoke("list", "components", "--from", "mnist", "--json").stdout)
     assert {r["plugin"] for r in mnist_only} == {"mnist"}
     named = json.loads(invoke("list", "components", "--name", "*mnist*", "--json").stdout)
-    assert {r["name"] for r in named} == {"mnist", "fashion-mnist", "mlp-mnist", "mlp-mnist-lecture", "mnist-fid", "mnist-score", "mnist-modes"}
+    assert {r["name"] for r in named} == {"mnist", "fashion-mnist", "mlp-mnist", "mlp-mnist-lecture", "cgan-mnist", "mnist-fid", "mnist-score", "mnist-modes", "mnist-cond-acc"}
     table = invoke("list", "components", "--kind", "preset")
     assert "mlp-mnist (alias" in table.stdout and "mlp-mnist-fast)" in table.stdout and "toy-gaussian" in table.stdout
 

@@ -102,6 +102,12 @@ COMMANDS: dict[str, tuple] = {
     "advnets eval runs/fast/checkpoints/best.safetensors": ("run", FEWER),
     "advnets eval runs/fast/checkpoints/best.safetensors --raw": ("run", FEWER),
     "advnets run mlp-mnist-lecture --seed 0 --out runs/lecture": ("run", SHORT),
+    "advnets run cgan-mnist --seed 0 --out runs/cgan": ("run", SHORT),
+    "advnets run cgan-mnist --set discriminator=cond-mlp": ("run", SHORT),
+    "advnets sample runs/cgan --n 100 --nrow 10 --out digits.png": ("run", []),
+    "advnets sample runs/cgan --label 3 --n 64 --out threes.png": ("run", []),
+    "advnets eval runs/cgan/checkpoints/best.safetensors": ("run", FEWER),
+    "advnets run cgan-mnist --plugin ~/one_hot.py --set generator=one-hot --set discriminator=one-hot": ("run", SHORT),
     "advnets eval runs/lecture": ("run", FEWER),
     f"advnets plot {RUN_DIR}": ("run", []),
     "advnets run toy-gaussian --nproc 2": ("run", SHORT),
@@ -167,6 +173,7 @@ def tour(tmp_path_factory, mnist_dir):
     home = tmp_path_factory.mktemp("home")
     plugin = next(b for b in code_blocks(REPO / "README.md", "python") if "register_components" in b)
     (home / "my_loss.py").write_text(plugin)
+    (home / "one_hot.py").write_text(code_blocks(DOCS / "conditional.md", "python")[0])  # docs/conditional.md's plugin
     cwd = tmp_path_factory.mktemp("cwd")
     made = shell(f"advnets run mlp-mnist --out {RUN_DIR}", SHORT, cwd, home, mnist_dir)
     assert made.returncode == 0, made.stderr

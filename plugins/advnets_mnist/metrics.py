@@ -1,4 +1,4 @@
-"""Sample-quality metrics with the shipped MNIST classifier: FID, the Inception-score analogue, modes.
+"""Sample-quality metrics with the shipped MNIST classifier: FID, the Inception-score analogue, modes, labels.
 
 - ``mnist-fid``: the Frechet distance between Gaussians fitted to the classifier's
   128-d penultimate features of G's samples and of the 10,000 test images.
@@ -7,6 +7,8 @@
 - ``mnist-modes``: how many of the 10 digits G draws (a digit counts if at least 1%
   of the samples, a tenth of its fair share, are classified as it) and the KL
   divergence of the predicted-digit histogram from uniform (0 for a fair mix).
+- ``mnist-cond-acc``: for a conditional G, the share of samples the classifier
+  assigns to the digit they were drawn for (it takes the samples' ``labels``).
 """
 
 from __future__ import annotations
@@ -116,3 +118,26 @@ class MnistModes:
             "mnist_kl_uniform": float((present * (present / 0.1).log()).sum()),
         }
 
+
+
+class MnistCondAcc:
+    """How often the MNIST classifier names the digit a conditional G was asked for (0 to 1, higher is better).
+
+    Reports ``mnist_cond_acc``, the share of samples classified as the label they
+    were drawn for, and ``mnist_cond_acc_worst``, that share for the worst class
+    among the labels drawn. It needs the labels: give it samples of a
+    conditional G (or real images with their labels).
+    """
+
+    def __call__(self, samples: Tensor, data: Data, labels: Tensor | None = None) -> dict[str, float]:
+        if labels is None:
+            raise ConfigError("mnist-cond-acc needs the labels the samples were drawn for: a conditional generator")
+        if labels.shape != (len(samples),):
+            raise ConfigError(f"mnist-cond-acc: {len(samples)} samples but labels of shape {tuple(labels.shape)}")
+        if data.num_classes != 10:
+            raise ConfigError(f"mnist-cond-acc needs the 10 MNIST classes; dataset {data.name!r} has {data.num_classes}")
+        _, probabilities = classify(_unit_images(samples, data))
+        labels = labels.cpu()
+        hits = (probabilities.argmax(1) == labels).double()
+        per_class = [hits[labels == c].mean() for c in labels.unique()]
+        return {"mnist_cond_acc": float(hits.mean()), "mnist_cond_acc_worst": float(min(per_class))}

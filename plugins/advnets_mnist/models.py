@@ -1,9 +1,10 @@
-"""The lecture's multilayer perceptrons: a generator and a discriminator for flat images."""
+"""The lecture's multilayer perceptrons for flat images, and their class-conditional versions."""
 
 from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor, nn
 
 from advnets.errors import ConfigError
@@ -86,3 +87,78 @@ class MLPDiscriminator(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x).squeeze(-1)
+
+
+class CondMLPGenerator(nn.Module):
+    """Conditional G (Mirza and Osindero 2014): [z, embed(y)] -> the lecture's MLP -> Tanh, shaped ``out_shape``."""
+
+    def __init__(
+        self,
+        latent_dim: int = 64,
+        num_classes: int = 10,
+        embed_dim: int = 10,
+        hidden: list[int] = (64, 128, 256, 512, 1024),
+        out_shape: list[int] = (1, 28, 28),
+        activation: str = "relu",
+        negative_slope: float = 0.2,
+        batchnorm: bool = True,
+    ) -> None:
+        super().__init__()
+        _check_sizes("generator", latent_dim=latent_dim, num_classes=num_classes, embed_dim=embed_dim)
+        self.latent_dim, self.num_classes = latent_dim, num_classes
+        self.embed = nn.Embedding(num_classes, embed_dim)
+        # the label's embedding joins z at the input: G(z, y) = MLP([z, embed(y)])
+        self.body = MLPGenerator(latent_dim + embed_dim, hidden, out_shape, activation, negative_slope, batchnorm)
+
+    def forward(self, z: Tensor, labels: Tensor) -> Tensor:
+        return self.body(torch.cat((z, self.embed(labels)), 1))
+
+
+class CondMLPDiscriminator(nn.Module):
+    """Conditional D (Mirza and Osindero 2014): [flattened x, embed(y)] -> the lecture's MLP -> one logit."""
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        embed_dim: int = 10,
+        in_shape: list[int] = (1, 28, 28),
+        hidden: list[int] = (1024, 512, 256, 128),
+        activation: str = "relu",
+        negative_slope: float = 0.2,
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        _check_sizes("discriminator", num_classes=num_classes, embed_dim=embed_dim)
+        self.num_classes = num_classes
+        self.embed = nn.Embedding(num_classes, embed_dim)
+        self.body = MLPDiscriminator([math.prod(list(in_shape)) + embed_dim], hidden, activation, negative_slope, dropout)
+
+    def forward(self, x: Tensor, labels: Tensor) -> Tensor:
+        return self.body(torch.cat((x.flatten(1), self.embed(labels)), 1))
+
+
+class ProjectionMLPDiscriminator(nn.Module):
+    """Projection D (Miyato and Koyama 2018): logit = psi(phi(x)) + <embed(y), phi(x)>, phi the lecture's MLP."""
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_shape: list[int] = (1, 28, 28),
+        hidden: list[int] = (1024, 512, 256, 128),
+        activation: str = "relu",
+        negative_slope: float = 0.2,
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        _check_sizes("discriminator", num_classes=num_classes)
+        self.num_classes = num_classes
+        mlp = MLPDiscriminator(in_shape, hidden, activation, negative_slope, dropout)
+        self.phi = mlp.net[:-1]  # features: all but the last Linear
+        self.psi = mlp.net[-1]  # the unconditional logit: Linear(features, 1)
+        width = list(hidden)[-1]
+        self.embed = nn.Embedding(num_classes, width)
+        nn.init.normal_(self.embed.weight, std=width**-0.5)  # the projection starts as small as psi's weights
+
+    def forward(self, x: Tensor, labels: Tensor) -> Tensor:
+        features = self.phi(x)
+        return self.psi(features).squeeze(-1) + (self.embed(labels) * features).sum(1)
