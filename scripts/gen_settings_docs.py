@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from advnets.config import CORE, MAPS, SLOT_DEFAULTS, SLOTS, Setting
+from advnets.config import CORE, MAPS, PLAYER_FIELDS, SLOT_DEFAULTS, SLOTS, Setting
 
 TARGET = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
 
@@ -48,6 +48,19 @@ another.
 """
 
 
+PLAYERS_TEXT = """\
+## Players
+
+Beside the generator and the discriminator, an objective may train more players
+(an encoder, say). `players` holds `{{name: {{fields}}}}`, each player with the
+fields {fields}: `module` is a component of the kind named like the player,
+`optimizer` an optimizer component (default `adam`), and `ema_decay`,
+`ema_start` its moving average (default off). `--set 'players.encoder={{"module":
+{{"name": "mlp"}}}}'` adds one, `--set players.encoder=null` removes it. Default:
+none.
+"""
+
+
 def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -80,6 +93,7 @@ def render() -> str:
     for path, kind in MAPS.items():
         default = "`jsonl`" if path == ("loggers",) else "none"
         lines.append(f"| `{'.'.join(path)}` | {kind}s | {default} |")
+    lines += ["", PLAYERS_TEXT.format(fields=", ".join(f"`{f}`" for f in sorted(PLAYER_FIELDS)))]
     return "\n".join(lines).rstrip() + "\n"
 
 
