@@ -155,7 +155,9 @@ class Evaluate(Callback):
     """Runs metrics on ``n_samples`` of G at each interval and at the end; logs them as ``eval`` records.
 
     With ``best`` set to one of the reported numbers, keeps ``checkpoints/best.safetensors``
-    for the best value seen (``mode``: ``min`` or ``max``).
+    for the best value seen (``mode``: ``min`` or ``max``). ``at_end=False`` skips the
+    closing evaluation. Before each metric runs, every callback with an
+    ``on_evaluating(trainer, metric)`` method hears its name (the progress display shows it).
     """
 
     def __init__(
@@ -168,6 +170,7 @@ class Evaluate(Callback):
         every_steps: int = 0,
         best: str | None = None,
         mode: str = "min",
+        at_end: bool = True,
         checkpointer: Checkpointer | None = None,
     ) -> None:
         _check_interval("eval", every_epochs, every_steps)
@@ -181,17 +184,27 @@ class Evaluate(Callback):
         self.n_samples, self.seed = n_samples, seed
         self.interval = Interval(every_epochs, every_steps)
         self.best, self.mode, self.checkpointer = best, mode, checkpointer
+        self.at_end = at_end
         self.best_value: float | None = None
         self._last_step = -1
 
     def evaluate(self, trainer: AdversarialTrainer, n: int | None = None) -> dict[str, float]:
         """The metrics on n samples (default ``n_samples``), with their labels for a conditional G."""
         samples, labels = trainer.sample_labelled(n or self.n_samples, seed=self.seed)
-        return score(self.metrics, samples, trainer.data, labels)[0]
+        results: dict[str, float] = {}
+        for name, metric in self.metrics.items():
+            for callback in trainer.callbacks:
+                if hasattr(callback, "on_evaluating"):
+                    callback.on_evaluating(trainer, name)
+            results.update(score({name: metric}, samples, trainer.data, labels)[0])
+        return results
 
     def check(self, trainer: AdversarialTrainer) -> None:
         """Score a handful of samples now, so that a metric that cannot work fails before training."""
-        results = self.evaluate(trainer, min(self.n_samples, 64))
+        if not (self.at_end or self.interval.every_epochs or self.interval.every_steps):
+            return  # evaluation is off (advnets run --no-eval): the metrics never run
+        samples, labels = trainer.sample_labelled(min(self.n_samples, 64), seed=self.seed)
+        results = score(self.metrics, samples, trainer.data, labels)[0]
         if self.best is not None and self.best not in results:
             raise ConfigError(f"eval.best is {self.best!r}, but the metrics report only {', '.join(results)}")
 
@@ -218,7 +231,7 @@ class Evaluate(Callback):
             self._run(trainer)
 
     def on_fit_end(self, trainer: AdversarialTrainer) -> None:
-        if not trainer.should_stop:  # interrupted or faulted: leave quickly
+        if self.at_end and not trainer.should_stop:  # interrupted or faulted: leave quickly
             self._run(trainer)
 
     def state_dict(self) -> dict[str, Any] | None:

@@ -10,13 +10,14 @@ if that can still be written.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -32,7 +33,25 @@ def _error_line(message: str) -> None:
     err_console.print(f"[red]error:[/] {escape(' '.join(message.split()))}", soft_wrap=True)
 
 
-class _UserErrorsExit2(TyperGroup):
+class _BareHelpFlag:
+    """``-h, --help`` without a ``<bool>`` type beside it (flags take no value)."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _Command(_BareHelpFlag, TyperCommand):
+    pass
+
+
+class _Group(_BareHelpFlag, TyperGroup):
+    pass
+
+
+class _UserErrorsExit2(_Group):
     """Bad input from any subcommand, ours or click's, becomes one line on stderr and exit code 2."""
 
     def invoke(self, ctx: Any) -> Any:
@@ -76,14 +95,49 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every subcommand
 )
-list_app = typer.Typer(help="See what is installed: components and plugins.", no_args_is_help=True)
+list_app = typer.Typer(cls=_Group, help="See what is installed: components and plugins.", no_args_is_help=True)
 app.add_typer(list_app, name="list")
 
 PluginFiles = Annotated[
     Optional[list[Path]],
-    typer.Option("--plugin", help="Load a plugin from a Python file (repeatable); also ADVNETS_PLUGINS."),
+    typer.Option("--plugin", metavar="PATH", help="Load a plugin from a Python file (repeatable); also ADVNETS_PLUGINS."),
 ]
+Sets = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", metavar="KEY=VALUE", help="Override a setting: --set trainer.k=2 --set loss=hinge (repeatable)."),
+]
+Threads = Annotated[
+    Optional[int],
+    typer.Option(
+        min=1,
+        metavar="N",
+        help="CPU threads for torch: intra-op (set_num_threads) and inter-op (set_num_interop_threads). "
+        "Default: torch's own (about one per core).",
+    ),
+]
+
+
+def _use_threads(threads: int | None) -> None:
+    """--threads N, first thing in a command: inter-op threads can only be set before any parallel work."""
+    if threads is None:
+        return
+    import torch
+
+    if torch.get_num_interop_threads() != threads:  # settable once per process: a second call raises
+        torch.set_num_interop_threads(threads)
+    torch.set_num_threads(threads)
+
+
+def _cpu_threads(device: Any) -> str:
+    """", 2 threads" for a run on the CPU (what --threads set, or torch's default); "" elsewhere."""
+    import torch
+
+    if device.type != "cpu":
+        return ""
+    n = torch.get_num_threads()
+    return f", {n} thread{'s' if n > 1 else ''}"
 
 
 def _plugins(files: list[Path] | None):
@@ -104,7 +158,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool, typer.Option("--version", callback=_version, is_eager=True, metavar="", help="Print the version and exit.")
     ] = False,
 ) -> None:
     pass
@@ -141,11 +195,14 @@ class _StopOnSignal:
         )
 
 
-@app.command()
+@app.command(cls=_Command)
 def run(
     preset: Annotated[
         Optional[str],
-        typer.Argument(help="A preset (see `advnets list components --kind preset`) or a run's config.json."),
+        typer.Argument(
+            help="A preset (see `advnets list components --kind preset`), or a config file "
+            "(.json, .yaml, .yml, .toml) such as a run's config.json."
+        ),
     ] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Train for this many epochs in all.")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Train for this many generator steps in all (wins over --epochs).")] = None,
@@ -154,27 +211,45 @@ def run(
     precision: Annotated[
         Optional[str], typer.Option(help="32, bf16 (CPU and CUDA) or 16 (CUDA): sets trainer.precision.")
     ] = None,
-    set_: Annotated[
+    set_: Sets = None,
+    logger: Annotated[
         Optional[list[str]],
-        typer.Option("--set", help="Override a setting: --set trainer.k=2 --set loss=hinge (repeatable)."),
+        typer.Option(
+            "--logger", metavar="NAME", help="Also log to this logger (repeatable): csv, tensorboard; jsonl is always on."
+        ),
     ] = None,
+    no_eval: Annotated[
+        bool,
+        typer.Option(
+            "--no-eval", metavar="", help="No evaluation at all, the closing one included (eval.every_*=0, eval.at_end=false)."
+        ),
+    ] = False,
     out: Annotated[Optional[Path], typer.Option(help="Run folder (default runs/<preset>-<timestamp>).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's files (sets dataset.data_dir).")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from its newest good checkpoint.")] = None,
     nproc: Annotated[
-        Optional[int], typer.Option(help="Train with N processes on this machine (launches torchrun; DDP).")
+        Optional[int],
+        typer.Option(help="Train with N processes on this machine (launches torchrun; DDP); each gets --threads threads."),
     ] = None,
+    threads: Threads = None,
     plugin: PluginFiles = None,
 ) -> None:
-    """Train a GAN: a preset, plus any overrides, then Algorithm 1 with progress, grids and checkpoints."""
+    """Train a GAN: a preset or config file, plus any overrides, then Algorithm 1 with progress, grids and checkpoints."""
+    _use_threads(threads)
     from . import distributed
 
     if nproc is not None and not distributed.launched():
+        if threads is not None:  # torchrun would set 1 per worker; each worker also gets --threads
+            os.environ["OMP_NUM_THREADS"] = str(threads)
         raise typer.Exit(distributed.launch_local(nproc, distributed.without_option(sys.argv[1:], "--nproc")))
     if distributed.launched():
         distributed.init_from_env()
+    options = {
+        "epochs": epochs, "steps": steps, "device": device, "seed": seed, "precision": precision,
+        "data_dir": data_dir, "logger": logger, "no_eval": no_eval,
+    }
     try:
-        _run(preset, epochs, steps, device, seed, precision, set_, out, data_dir, resume, plugin)
+        _run(preset, set_, options, out, resume, plugin)
     except typer.Exit as stop:
         distributed.shutdown(wait=True)  # every rank stops alike (signal, fault): leave together
         if distributed.launched():
@@ -188,9 +263,43 @@ def run(
         distributed.leave(0)
 
 
-def _run(preset, epochs, steps, device, seed, precision, set_, out, data_dir, resume, plugin) -> None:
+def _overrides(set_: list[str] | None, options: dict[str, Any]) -> list[tuple[tuple[str, ...], Any]]:
+    """``--set`` and the options that are settings, as overrides in the order they apply."""
+    from .config import parse_set
+
+    overrides = [parse_set(text) for text in set_ or []]
+    data_dir = options.get("data_dir")
+    for path, value in (
+        (("trainer", "epochs"), options.get("epochs")),
+        (("trainer", "steps"), options.get("steps")),
+        (("device",), options.get("device")),
+        (("seed",), options.get("seed")),
+        (("trainer", "precision"), options.get("precision")),
+        (("dataset", "data_dir"), None if data_dir is None else str(data_dir)),
+        (("logger",), options.get("logger")),
+    ):
+        if value is not None:
+            overrides.append((path, value))
+    if options.get("epochs") is not None and options.get("steps") is None:
+        overrides.append((("trainer", "steps"), None))
+    if options.get("no_eval"):
+        overrides += [(("eval", "every_epochs"), 0), (("eval", "every_steps"), 0), (("eval", "at_end"), False)]
+    return overrides
+
+
+def _resolve(registry: Any, preset: str, overrides: list, draw_seed: bool = True) -> dict[str, Any]:
+    """A preset's or a config file's configuration, with overrides: what `run` trains and `config` prints."""
+    from .config import CONFIG_SUFFIXES, is_config_file, resolve, resolve_file
+
+    if Path(preset).is_file() and not is_config_file(preset):
+        raise ConfigError(f"{preset}: a config file's name ends in {', '.join(CONFIG_SUFFIXES)}")
+    if is_config_file(preset):
+        return resolve_file(registry, Path(preset), overrides, draw_seed=draw_seed)
+    return resolve(registry, preset=preset, overrides=overrides, draw_seed=draw_seed)
+
+
+def _run(preset, set_, options, out, resume, plugin) -> None:
     from . import distributed
-    from .config import load_config_file, parse_set, resolve
     from .console import ProgressDisplay, summary_table
     from .runs import resume_run, start_run
 
@@ -199,17 +308,20 @@ def _run(preset, epochs, steps, device, seed, precision, set_, out, data_dir, re
     say = err_console.print if main else (lambda *args, **kwargs: None)
     display = ProgressDisplay(err_console)
     if resume is not None:
-        fixed = {"--set": set_ or None, "--seed": seed, "--out": out, "--precision": precision}
+        fixed = {
+            "--set": set_ or None, "--seed": options["seed"], "--out": out, "--precision": options["precision"],
+            "--logger": options["logger"], "--no-eval": options["no_eval"] or None,
+        }
         given = [name for name, value in fixed.items() if value is not None]
         if given:
             raise ConfigError(f"{', '.join(given)} cannot change a run being resumed; start a new run instead")
         session = resume_run(
             registry,
             resume,
-            steps=steps,
-            epochs=epochs,
-            device=device,
-            data_dir=None if data_dir is None else str(data_dir),
+            steps=options["steps"],
+            epochs=options["epochs"],
+            device=options["device"],
+            data_dir=None if options["data_dir"] is None else str(options["data_dir"]),
             preset=preset,
             extra_callbacks=[display],
         )
@@ -218,28 +330,16 @@ def _run(preset, epochs, steps, device, seed, precision, set_, out, data_dir, re
         say(f"resuming {resume} from {session.resumed_from.name} (step {session.trainer.step})")
     else:
         if preset is None:
-            raise ConfigError("name a preset (advnets list components --kind preset) or a config.json, or --resume a run")
-        overrides = [parse_set(text) for text in set_ or []]
-        for path, value in (
-            (("trainer", "epochs"), epochs),
-            (("trainer", "steps"), steps),
-            (("device",), device),
-            (("seed",), seed),
-            (("trainer", "precision"), precision),
-            (("dataset", "data_dir"), None if data_dir is None else str(data_dir)),
-        ):
-            if value is not None:
-                overrides.append((path, value))
-        if epochs is not None and steps is None:
-            overrides.append((("trainer", "steps"), None))
-        if preset.endswith(".json"):
-            config = resolve(registry, base=load_config_file(Path(preset)), overrides=overrides)
-        else:
-            config = resolve(registry, preset=preset, overrides=overrides)
+            raise ConfigError("name a preset (advnets list components --kind preset) or a config file, or --resume a run")
+        config = _resolve(registry, preset, _overrides(set_, options))
         session = start_run(registry, config, out, extra_callbacks=[display])
     trainer = session.trainer
     processes = f" x {trainer.world_size} processes" if trainer.world_size > 1 else ""
-    say(f"[bold]{escape(str(session.config.get('preset') or 'run'))}[/] on {trainer.device}{processes} -> {escape(str(session.run_dir))}", highlight=False)
+    say(
+        f"[bold]{escape(str(session.config.get('preset') or 'run'))}[/] on {trainer.device}{processes}"
+        f"{_cpu_threads(trainer.device)} -> {escape(str(session.run_dir))}",
+        highlight=False,
+    )
     with _StopOnSignal() as stopper:
         stopper.trainer = trainer
         try:
@@ -290,12 +390,12 @@ def _keep_trained_steps(session: Any) -> str:
 # --- list / info ---------------------------------------------------------------------
 
 
-@list_app.command("components")
+@list_app.command("components", cls=_Command)
 def list_components(
     kind: Annotated[Optional[str], typer.Option(help="Only this kind (generator, loss, preset, ...).")] = None,
     name: Annotated[Optional[str], typer.Option(help="Only names matching this glob, e.g. '*mnist*'.")] = None,
     from_plugin: Annotated[Optional[str], typer.Option("--from", help="Only components of this plugin.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON for scripts.")] = False,
     plugin: PluginFiles = None,
 ) -> None:
     """List registered components: kind, name (and aliases), summary and the plugin each came from."""
@@ -324,9 +424,9 @@ def _component_json(c: Any) -> dict[str, Any]:
     }
 
 
-@list_app.command("plugins")
+@list_app.command("plugins", cls=_Command)
 def list_plugins(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON for scripts.")] = False,
     plugin: PluginFiles = None,
 ) -> None:
     """List loaded plugins: name, version, where each came from, and load errors."""
@@ -349,11 +449,11 @@ def list_plugins(
     out_console.print(table)
 
 
-@app.command()
+@app.command(cls=_Command)
 def info(
     kind: Annotated[str, typer.Argument(help="The component's kind.")],
     name: Annotated[str, typer.Argument(help="The component's name.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON for scripts.")] = False,
     plugin: PluginFiles = None,
 ) -> None:
     """Show one component: summary, settings with their defaults and types, plugin, and an example."""
@@ -390,10 +490,24 @@ def info(
             out_console.print(f"example: --set {slot}={name}{extra}", markup=False)
 
 
+# --- config ----------------------------------------------------------------------------
+
+
+@app.command("config", cls=_Command)
+def config_(
+    preset: Annotated[str, typer.Argument(help="A preset, or a config file (.json, .yaml, .yml, .toml).")],
+    set_: Sets = None,
+    plugin: PluginFiles = None,
+) -> None:
+    """Print the configuration `advnets run` would train, resolved and checked, as JSON (nothing is built)."""
+    config = _resolve(_plugins(plugin).registry, preset, _overrides(set_, {}), draw_seed=False)
+    print(json.dumps(config, indent=2))
+
+
 # --- sample ----------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=_Command)
 def sample(
     source: Annotated[Path, typer.Argument(help="A run folder (its newest checkpoint) or a checkpoint file.")],
     n: Annotated[
@@ -403,7 +517,7 @@ def sample(
     out: Annotated[Path, typer.Option(help="A .png (grid, or histogram for 1-D data) or .safetensors file.")] = Path("samples.png"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
     seed: Annotated[Optional[int], typer.Option(help="Noise seed (default: a fresh one).")] = None,
-    raw: Annotated[bool, typer.Option("--raw", help="Use G's last weights, not their moving average.")] = False,
+    raw: Annotated[bool, typer.Option("--raw", metavar="", help="Use G's last weights, not their moving average.")] = False,
     nrow: Annotated[
         int,
         typer.Option(help="Images per grid row; pairs per row with --nearest; points per path with --interpolate."),
@@ -412,6 +526,7 @@ def sample(
         bool,
         typer.Option(
             "--nearest",
+            metavar="",
             help="The paper's Figure 2: each sample beside its nearest training image (Euclidean, in pixels).",
         ),
     ] = False,
@@ -419,6 +534,7 @@ def sample(
         bool,
         typer.Option(
             "--interpolate",
+            metavar="",
             help="The paper's Figure 3: --n rows of G along straight lines in z, --nrow points each "
             "(ends included), between pairs of draws of the noise with --seed.",
         ),
@@ -431,9 +547,11 @@ def sample(
         typer.Option(help="A conditional run: draw this class only (default: row r shows class r mod the class count)."),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    threads: Threads = None,
     plugin: PluginFiles = None,
 ) -> None:
     """Draw samples from a trained generator, or the paper's Figure 2 (--nearest) or Figure 3 (--interpolate)."""
+    _use_threads(threads)
     from .runs import load_generator
     from .trainer import resolve_device
 
@@ -512,26 +630,28 @@ def _sample_labels(generator: Any, label: int | None, n: int, nrow: int) -> Any:
 # --- eval ------------------------------------------------------------------------------
 
 
-@app.command("eval")
+@app.command("eval", cls=_Command)
 def eval_(
     source: Annotated[
         Optional[Path], typer.Argument(help="A run folder (its newest checkpoint) or a checkpoint file.")
     ] = None,
     metric: Annotated[
-        Optional[list[str]], typer.Option("--metric", help="A metric to run (repeatable); default: the run's eval.metrics.")
+        Optional[list[str]], typer.Option("--metric", metavar="NAME", help="A metric to run (repeatable); default: the run's eval.metrics.")
     ] = None,
     real: Annotated[
         Optional[str], typer.Option(help="Score a preset's real training images instead: the reference row.")
     ] = None,
     n: Annotated[int, typer.Option("--n", help="Samples (or real images) to score.")] = 10000,
     seed: Annotated[int, typer.Option(help="Noise seed for G's samples.")] = 0,
-    raw: Annotated[bool, typer.Option("--raw", help="Use G's last weights, not their moving average.")] = False,
+    raw: Annotated[bool, typer.Option("--raw", metavar="", help="Use G's last weights, not their moving average.")] = False,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's files.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON for scripts.")] = False,
+    threads: Threads = None,
     plugin: PluginFiles = None,
 ) -> None:
     """Score a trained generator with metric components; writes eval.json into the run folder."""
+    _use_threads(threads)
     from .evaluation import eval_file_for, evaluate_generator, evaluate_real, save_evaluation
 
     if (source is None) == (real is None):
@@ -563,7 +683,7 @@ def eval_(
 # --- plot --------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=_Command)
 def plot(
     run_dir: Annotated[Path, typer.Argument(help="A run folder.")],
     plugin: PluginFiles = None,

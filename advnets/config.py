@@ -14,7 +14,14 @@ A *component slot* (``generator``, ``loss``, ...) holds ``{"name": ..., **settin
 ``--set loss=hinge`` picks another component and resets its settings to that
 component's defaults. A *component map* (``callbacks``, ``loggers``, ``eval.metrics``) holds
 ``{name: settings}``; ``--set callbacks.sample-grid=null`` removes an entry and
-``--set 'callbacks.sample-grid={}'`` adds one.
+``--set 'callbacks.sample-grid={}'`` adds one. The ``jsonl`` logger is always on
+(``advnets plot`` and the training plots read ``metrics.jsonl``): ``--set logger=NAME``
+adds a logger to it.
+
+A config file (``advnets run FILE``) is JSON, YAML or TOML. It may be a run's
+complete ``config.json`` or a few settings: a file that names a ``preset`` is laid
+over that preset, one that names none over the core defaults, and every value is
+checked as a ``--set`` value is.
 """
 
 from __future__ import annotations
@@ -24,12 +31,13 @@ import dataclasses
 import json
 import re
 import secrets
+import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from . import distributed
-from .errors import ConfigError, close_matches
+from .errors import ConfigError, close_matches, first_line
 from .registry import Component, Registry, check_value, type_name
 
 
@@ -86,12 +94,13 @@ CORE: dict[str, Any] = {
         "keep": Setting(3, int, "newest step checkpoints kept (best.safetensors is extra)"),
     },
     "eval": {
-        "every_epochs": Setting(1, int, "epochs between evaluations (0: off); always at the end"),
+        "every_epochs": Setting(1, int, "epochs between evaluations (0: off); the closing evaluation is eval.at_end"),
         "every_steps": Setting(0, int, "steps between evaluations (0: off)"),
         "n_samples": Setting(10000, int, "generator samples per evaluation"),
         "seed": Setting(0, int, "noise seed for evaluation samples (the same at every evaluation)"),
         "best": Setting(None, str, "a reported number to keep checkpoints/best.safetensors by"),
         "mode": Setting("min", str, "min or max: which way best is better"),
+        "at_end": Setting(True, bool, "evaluate once more when training ends (not after a stop or a fault)"),
     },
 }
 
@@ -185,12 +194,15 @@ def apply_override(config: dict[str, Any], path: tuple[str, ...], value: Any) ->
         else:
             raise ConfigError(f"{dotted}: component settings are one level deep ({head}.SETTING)")
         return
-    if path == ("logger",):  # --set logger=tensorboard, --set 'logger=["jsonl", "csv"]'
+    if path == ("logger",):  # --set logger=tensorboard, --set 'logger=["csv", "tensorboard"]': added to jsonl
         names = [value] if isinstance(value, str) else value
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise ConfigError("logger must be a logger name or a list of names, e.g. logger=tensorboard")
-        config["loggers"] = {name: {} for name in names}
+        for name in names:
+            config["loggers"].setdefault(name, {})
         return
+    if path == ("loggers", "jsonl") and value is None:
+        raise ConfigError("the jsonl logger is always on: advnets plot and the training plots read metrics.jsonl")
     mapped = _map_path(path)
     if mapped is not None:
         prefix, _ = mapped
@@ -363,8 +375,12 @@ def resolve(
     preset: str | None = None,
     base: Mapping[str, Any] | None = None,
     overrides: Iterable[tuple[tuple[str, ...], Any]] = (),
+    draw_seed: bool = True,
 ) -> dict[str, Any]:
-    """A complete, checked configuration from a preset (or a saved config) and overrides."""
+    """A complete, checked configuration from a preset (or a saved config) and overrides.
+
+    Without a seed, one is drawn (unless ``draw_seed`` is False: then it stays null).
+    """
     if base is not None:
         config = copy.deepcopy(dict(base))
         for section, default in base_config().items():
@@ -388,13 +404,14 @@ def resolve(
         apply_override(config, path, value)
     for slot in SLOTS:
         _resolve_slot(registry, config, slot)
+    config["loggers"] = {"jsonl": {}, **(config["loggers"] or {})}  # always on: plots read metrics.jsonl
     for prefix, kind in MAPS.items():
         _resolve_map(registry, config, prefix, kind)
     _resolve_players(registry, config)
     _check_core(config)
     if config["seed"] is not None and not 0 <= config["seed"] < 2**63:
         raise ConfigError(f"seed must be in [0, 2**63), got {config['seed']}")
-    if config["seed"] is None:
+    if config["seed"] is None and draw_seed:
         config["seed"] = secrets.randbits(31)
     if config["run_id"] is not None and not (isinstance(config["run_id"], str) and RUN_ID_PATTERN.match(config["run_id"])):
         raise ConfigError(f"run_id must be 32 hexadecimal digits, got {json.dumps(config['run_id'])[:60]}")
@@ -402,16 +419,113 @@ def resolve(
     return config
 
 
-def load_config_file(path: Path) -> dict[str, Any]:
+CONFIG_SUFFIXES = {".json": "JSON", ".yaml": "YAML", ".yml": "YAML", ".toml": "TOML"}
+"""The config file formats, by file name suffix."""
+
+
+def is_config_file(name: str) -> bool:
+    return Path(name).suffix.lower() in CONFIG_SUFFIXES
+
+
+def _parse(text: str, form: str) -> Any:
+    if form == "JSON":
+        return json.loads(text)
+    if form == "TOML":
+        return tomllib.loads(text)
     try:
-        config = json.loads(Path(path).read_text())
+        import yaml
+    except ImportError:
+        raise ConfigError("reading a YAML config needs PyYAML: pip install pyyaml") from None
+    return yaml.safe_load(text)  # plain data only: no Python objects are ever built
+
+
+def _parse_error(exc: Exception) -> str:
+    """What a parser says went wrong, and where, on one line (YAML's first line names neither)."""
+    problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem}, line {mark.line + 1} column {mark.column + 1}"
+    return first_line(exc)
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Only what JSON can hold (YAML and TOML also have dates, and keys that are not strings)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ConfigError(f"{where or 'a'} key must be a string, got {type_name(key)} {key!r}")
+            _check_plain(item, f"{where}.{key}" if where else key)
+    elif isinstance(value, list):
+        for item in value:
+            _check_plain(item, where)
+    elif not isinstance(value, (str, int, float, bool, type(None))):
+        raise ConfigError(f"{where}: a {type(value).__name__} is not a setting value (quote it to make it a string)")
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """A config file's contents (JSON, or YAML or TOML by suffix), checked to be plain data."""
+    form = CONFIG_SUFFIXES.get(Path(path).suffix.lower(), "JSON")
+    try:
+        config = _parse(Path(path).read_text(), form)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not a readable JSON config ({exc})") from None
+    except ConfigError:
+        raise
+    except Exception as exc:  # json, tomllib and yaml each raise their own parse errors
+        raise ConfigError(f"{path}: not a readable {form} config ({_parse_error(exc)})") from None
     if not isinstance(config, dict):
-        raise ConfigError(f"{path}: a config must be a JSON object")
+        raise ConfigError(f"{path}: a config must be a {form} object of settings, got {type_name(config)}")
+    try:
+        _check_plain(config, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     return config
+
+
+def file_overrides(config: Mapping[str, Any]) -> list[tuple[tuple[str, ...], Any]]:
+    """A config file's settings as ``--set`` overrides, so that each is checked as one is.
+
+    A component slot becomes its name and then each setting; a core section, each
+    of its keys; anything else (a component map, a core setting) stays whole.
+    ``preset`` (where it starts), ``distributed`` (the job's shape) and ``run_id`` (which run
+    wrote it) are not settings.
+    """
+    overrides: list[tuple[tuple[str, ...], Any]] = []
+    for key, value in config.items():
+        if key in ("preset", "distributed", "run_id"):  # a new run gets its own id
+            continue
+        if key in SLOTS and isinstance(value, dict):
+            if "name" in value:
+                overrides.append(((key,), value["name"]))
+            overrides += [((key, sub), item) for sub, item in value.items() if sub != "name"]
+        elif isinstance(value, dict) and isinstance(_setting((key,)), dict):
+            overrides += [((key, sub), item) for sub, item in value.items()]
+        else:
+            overrides.append(((key,), value))
+    return overrides
+
+
+def resolve_file(
+    registry: Registry,
+    path: Path,
+    overrides: Iterable[tuple[tuple[str, ...], Any]] = (),
+    draw_seed: bool = True,
+) -> dict[str, Any]:
+    """The configuration a config file describes, with ``overrides`` applied after it.
+
+    A file that names a preset is laid over it, so ``{"preset": "toy-gaussian",
+    "trainer": {"epochs": 1}}`` is that preset with one change; a run's
+    ``config.json`` names every setting, and gives back the same configuration.
+    """
+    config = load_config_file(path)
+    preset = config.get("preset")
+    if preset is not None and not isinstance(preset, str):
+        raise ConfigError(f"{path}: preset must be a preset's name (a string), got {type_name(preset)}")
+    try:
+        from_file = file_overrides(config)
+        resolve(registry, preset=preset, overrides=from_file, draw_seed=False)  # the file alone: its mistakes name it
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return resolve(registry, preset=preset, overrides=[*from_file, *overrides], draw_seed=draw_seed)
 
 
 def preset_component(name: str, config: Mapping[str, Any], summary: str, aliases: tuple[str, ...] = ()):

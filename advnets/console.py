@@ -1,8 +1,9 @@
 """What a person sees while a run trains: a rich progress bar and a one-screen summary.
 
-In a terminal the bar redraws in place; when output goes to a file or a CI log,
-a plain line is printed for each training record (at most one every few seconds)
-and for each evaluation.
+In a terminal the bar redraws in place, and shows which metric an evaluation is
+computing; when output goes to a file or a CI log, a plain line is printed for
+each training record (at most one every few seconds), for each metric an
+evaluation starts, and for each evaluation's numbers.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class ProgressDisplay(Callback):
         self.started = time.perf_counter()
         self._last_draw = 0.0
         self._last_line = 0.0
+        self._train_stats = ""
 
     def on_fit_start(self, trainer: AdversarialTrainer) -> None:
         self.started = time.perf_counter()
@@ -83,15 +85,26 @@ class ProgressDisplay(Callback):
             self._last_draw = now
             self.progress.update(self.task, completed=trainer.step)
 
+    def on_evaluating(self, trainer: AdversarialTrainer, metric: str) -> None:
+        """An evaluation starts computing ``metric`` (called by the Evaluate callback)."""
+        if self.progress is not None:
+            self.progress.update(self.task, completed=trainer.step, stats=f"evaluating: {metric} ...")
+            self.progress.refresh()
+        else:
+            self.console.print(f"evaluating {metric} at step {trainer.step} ...", highlight=False)
+
     def on_log(self, trainer: AdversarialTrainer, record: dict[str, Any]) -> None:
         if record.get("event") == "eval":
             self.last_eval = record
             text = "  ".join(f"{k} {_fmt(v)}" for k, v in metric_items(record).items())
             self.console.print(f"eval @ step {record['step']}: {text}", highlight=False)
+            if self.progress is not None:  # the training numbers again, in place of the evaluation's status
+                self.progress.update(self.task, stats=self._train_stats)
             return
         self.last_train = record
         self.rates.append(record.get("samples_per_s", 0.0))
         stats = f"{shown_stats(trainer, record)}  {record.get('samples_per_s', 0.0):,.0f} samples/s"
+        self._train_stats = stats
         if self.progress is not None:
             self.progress.update(self.task, completed=trainer.step, epoch=f"{record['epoch']:.2f}", stats=stats)
             return
@@ -118,7 +131,8 @@ def summary_table(trainer: AdversarialTrainer, display: ProgressDisplay, run_dir
     table.add_row("time", f"{elapsed:.1f} s")
     if display.rates:
         rates = sorted(display.rates)
-        table.add_row("samples/s", f"{rates[len(rates) // 2]:,.0f} (median of {len(rates)} intervals)")
+        over = f"median of {len(rates)} logging intervals" if len(rates) > 1 else "one logging interval"
+        table.add_row("samples/s", f"{rates[len(rates) // 2]:,.0f} ({over})")
     train = display.last_train
     if train:
         equilibria = [

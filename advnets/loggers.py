@@ -1,7 +1,8 @@
 """Loggers: components of kind ``logger`` that receive every log record (and sample grids).
 
-``--set logger=tensorboard`` picks one, ``--set 'logger=["jsonl", "csv"]'`` several;
-``jsonl`` (``metrics.jsonl``) is the default, and ``advnets plot`` reads it. A
+``jsonl`` (``metrics.jsonl``) is always on: ``advnets plot`` and the training plots read
+it. ``advnets run --logger tensorboard`` or ``--set logger=tensorboard`` adds another,
+``--set 'logger=["csv", "tensorboard"]'`` several. A
 logger is a :class:`~advnets.trainer.Callback` that implements ``on_log`` (and
 ``on_image`` for pictures); only rank 0 logs.
 """

@@ -125,8 +125,7 @@ def build_trainer(
     # Order matters at the end of a run: the last evaluation is logged before the
     # final checkpoint (which holds the best value so far) and before the log closes.
     loggers = [registry.build("logger", name, **settings) for name, settings in config["loggers"].items()]
-    plots = [TrainingPlots()] if "jsonl" in config["loggers"] else []  # drawn from metrics.jsonl
-    callbacks += [checkpointer, *loggers, *plots, *extra_callbacks]
+    callbacks += [checkpointer, *loggers, TrainingPlots(), *extra_callbacks]  # plots read jsonl's metrics.jsonl
     if not distributed.is_main():  # under torchrun only rank 0 writes; a callback can ask for every rank
         callbacks = [c for c in callbacks if getattr(c, "all_ranks", False)]
     trainer_config = config["trainer"]

@@ -24,9 +24,10 @@ def _param_row(param) -> str:
     names = ", ".join(f"`{n}`" for n in (param.opts + param.secondary_opts)) if param.param_type_name == "option" else f"`{param.name.upper()}`"
     kind = "flag" if getattr(param, "is_flag", False) else param.bare_type().lower()
     if getattr(param, "multiple", False):
-        kind += ", repeatable"
+        kind = kind.removeprefix("list[").removesuffix("]") + ", repeatable"  # the type of one value
     default = param.default
-    shown = "" if default in (None, False, ()) or callable(default) else f"`{default}`"
+    unset = default is None or default is False or default == () or callable(default)  # not `in`: 0 == False
+    shown = "" if unset else f"`{default}`"
     return f"| {names} | {_cell(kind)} | {shown} | {_cell(getattr(param, 'help', '') or '')} |"
 
 
@@ -60,7 +61,7 @@ def render() -> str:
         "# Command line reference",
         "",
         "Generated from the typer app by `python scripts/gen_cli_docs.py`; a test keeps it current.",
-        "Every command exits with 2 and one line on stderr for bad input.",
+        "Every command exits with 2 and one line on stderr for bad input; `-h` is short for `--help` everywhere.",
         "",
     ]
     return "\n".join(header + _walk(["advnets"], root)).rstrip() + "\n"

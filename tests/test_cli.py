@@ -70,11 +70,11 @@ def test_list_components_json_has_every_kind_with_its_plugin():
 
 def test_list_components_filters():
     losses = json.loads(invoke("list", "components", "--kind", "loss", "--json").stdout)
-    assert {r["name"] for r in losses} == {"minimax", "non-saturating", "least-squares", "hinge", "wasserstein"}
+    assert {r["name"] for r in losses} == {"minimax", "non-saturating", "least-squares", "hinge", "wasserstein", "relativistic-average"}
     mnist_only = json.loads(invoke("list", "components", "--from", "mnist", "--json").stdout)
     assert {r["plugin"] for r in mnist_only} == {"mnist"}
     named = json.loads(invoke("list", "components", "--name", "*mnist*", "--json").stdout)
-    assert {r["name"] for r in named} == {"mnist", "fashion-mnist", "mlp-mnist", "mlp-mnist-lecture", "cgan-mnist", "mnist-fid", "mnist-score", "mnist-modes", "mnist-cond-acc"}
+    assert {r["name"] for r in named} == {"mnist", "fashion-mnist", "mlp-mnist", "mlp-mnist-lecture", "cgan-mnist", "bigan-mnist", "mnist-fid", "mnist-score", "mnist-modes", "mnist-cond-acc"}
     table = invoke("list", "components", "--kind", "preset")
     assert "mlp-mnist (alias" in table.stdout and "mlp-mnist-fast)" in table.stdout and "toy-gaussian" in table.stdout
 
@@ -205,3 +205,240 @@ def test_info_works_for_every_registered_component(registry):
         assert component.summary in result.stdout and f"(plugin {component.plugin})" in result.stdout
         for setting in component.defaults:
             assert setting in result.stdout, (component.key, setting)
+
+
+# --- start-up: the help and the version do not import torch ------------------------------
+
+
+def _imports_torch(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint('torch' in sys.modules)"], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["--version"], ["run", "--help"], ["list", "-h"]])
+def test_help_and_version_do_not_import_torch(args):
+    result = _imports_torch(f"from advnets.cli import app\napp({args!r}, prog_name='advnets', standalone_mode=False)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "False", f"advnets {' '.join(args)} imported torch"
+
+
+def test_public_names_load_on_first_use():
+    result = _imports_torch("import advnets\nassert not any(name in vars(advnets) for name in advnets.__all__)")
+    assert result.returncode == 0 and result.stdout.splitlines()[-1] == "False", result.stderr
+    code = (
+        "import advnets, advnets.registry, inspect\n"
+        "from advnets import *\n"
+        "assert sorted(advnets.__all__) == sorted(n for n in dir() if n in advnets.__all__)\n"
+        "assert inspect.isfunction(advnets.registry) and advnets.registry().get('loss', 'hinge')\n"
+        "from advnets.registry import Component\n"
+        "assert advnets.Component is Component"
+    )
+    result = _imports_torch(code)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "path", [[], ["run"], ["info"], ["config"], ["sample"], ["eval"], ["plot"], ["list"], ["list", "components"], ["list", "plugins"]]
+)
+def test_h_is_help_and_flags_show_no_type(path):
+    result = invoke(*path, "-h")
+    assert result.exit_code == 0 and "Usage: advnets" in result.stdout, result.output
+    assert "<bool>" not in result.stdout and "<list[" not in result.stdout
+
+
+# --- threads ---------------------------------------------------------------------------------
+
+THREADS_PLUGIN = '''
+"""A metric that reports the threads torch uses: what --threads set, seen from inside a run."""
+import torch
+from advnets import Component, hookimpl
+
+
+def threads():
+    """torch's intra-op and inter-op thread counts."""
+    return lambda samples, data: {"intra": torch.get_num_threads(), "inter": torch.get_num_interop_threads()}
+
+
+@hookimpl
+def register_components(register):
+    register(Component(kind="metric", name="threads", factory=threads))
+'''
+
+
+@pytest.fixture
+def threads_plugin(tmp_path):
+    path = tmp_path / "threads_metric.py"
+    path.write_text(THREADS_PLUGIN)
+    return path
+
+
+def test_threads_sets_torchs_threads_in_run_eval_and_sample(tmp_path, cli, threads_plugin):
+    out = tmp_path / "run"
+    run = cli(
+        "run", "toy-gaussian", "--steps", "20", "--device", "cpu", "--out", str(out), "--threads", "3",
+        "--plugin", str(threads_plugin), "--set", 'eval.metrics={"threads": {}}', "--set", "callbacks={}",
+    )
+    assert run.returncode == 0, run.stderr
+    assert "on cpu, 3 threads" in run.stderr
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["intra"], r["inter"]) for r in records if r["event"] == "eval"] == [(3, 3)]
+    scored = cli("eval", str(out), "--threads", "5", "--n", "10", "--json", "--plugin", str(threads_plugin))
+    assert scored.returncode == 0, scored.stderr
+    assert json.loads(scored.stdout)["results"] == {"intra": 5, "inter": 5}
+    sampled = cli("sample", str(out), "--threads", "2", "--n", "10", "--out", str(tmp_path / "s.safetensors"))
+    assert sampled.returncode == 0, sampled.stderr
+    for command in (["run", "toy-gaussian"], ["eval", str(out)], ["sample", str(out)]):
+        bad = cli(*command, "--threads", "0")
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--threads" in bad.stderr, bad.stderr
+
+
+def test_threads_reach_every_worker_under_nproc(tmp_path, cli, threads_plugin):
+    out = tmp_path / "run"
+    run = cli(
+        "run", "toy-gaussian", "--nproc", "2", "--threads", "2", "--steps", "4", "--device", "cpu", "--out", str(out),
+        "--plugin", str(threads_plugin), "--set", 'eval.metrics={"threads": {}}', "--set", "callbacks={}",
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "x 2 processes, 2 threads" in run.stderr  # torchrun alone would give each worker 1
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["intra"], r["inter"]) for r in records if r["event"] == "eval"] == [(2, 2)]
+
+
+# --- evaluation: shown while it runs, and skipped on request ---------------------------------
+
+
+def test_an_evaluation_says_what_it_computes(tmp_path, cli):
+    run = cli("run", "toy-gaussian", "--steps", "30", "--out", str(tmp_path / "run"), "--set", "callbacks={}")
+    assert run.returncode == 0, run.stderr
+    lines = run.stderr.splitlines()
+    started = [i for i, line in enumerate(lines) if line.startswith("evaluating ")]
+    assert [lines[i] for i in started] == [f"evaluating {m} at step 30 ..." for m in ("gaussian-w1", "gaussian-ks", "gaussian-js")]
+    assert lines[started[-1] + 1].startswith("eval @ step 30: w1 ")
+    assert "(one logging interval)" in run.stderr and "median of 1 " not in run.stderr
+
+
+@pytest.mark.parametrize(
+    "options, evaluations",
+    [
+        (["--no-eval"], []),
+        (["--set", "eval.at_end=false", "--set", "eval.every_steps=10"], [10, 20]),
+        (["--set", "eval.every_epochs=0"], [25]),  # the closing evaluation is eval.at_end's
+    ],
+)
+def test_evaluation_can_be_turned_off(tmp_path, cli, options, evaluations):
+    out = tmp_path / "run"
+    run = cli("run", "toy-gaussian", "--steps", "25", "--out", str(out), "--set", "callbacks={}", *options)
+    assert run.returncode == 0, run.stderr
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["event"] == "eval"] == evaluations
+    assert ("evaluating" in run.stderr) == bool(evaluations)
+
+
+def test_no_eval_cannot_change_a_resumed_run(tmp_path):
+    result = invoke("run", "--resume", str(tmp_path), "--no-eval")
+    assert result.exit_code == 2 and "--no-eval cannot change a run being resumed" in result.stderr
+
+
+# --- loggers add up ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("options", [["--logger", "csv"], ["--set", "logger=csv"], ["--set", 'loggers={"csv": {}}']])
+def test_a_logger_is_added_to_jsonl(tmp_path, options):
+    out = tmp_path / "run"
+    result = invoke("run", "toy-gaussian", "--steps", "20", "--out", str(out), "--set", "callbacks={}", "--no-eval", *options)
+    assert result.exit_code == 0, result.output
+    assert set(json.loads((out / "config.json").read_text())["loggers"]) == {"jsonl", "csv"}
+    assert (out / "metrics.jsonl").stat().st_size > 0 and (out / "metrics-train.csv").exists()
+    assert (out / "training.png").exists()  # drawn from metrics.jsonl
+
+
+def test_jsonl_cannot_be_removed():
+    result = invoke("run", "toy-gaussian", "--set", "loggers.jsonl=null")
+    assert result.exit_code == 2 and "the jsonl logger is always on" in result.stderr
+
+
+# --- advnets config, and config files ----------------------------------------------------------
+
+
+def test_config_prints_what_run_would_train():
+    result = invoke("config", "toy-gaussian", "--set", "trainer.k=3", "--set", "loss=hinge")
+    assert result.exit_code == 0, result.output
+    config = json.loads(result.stdout)
+    assert config["preset"] == "toy-gaussian" and config["trainer"]["k"] == 3 and config["loss"] == {"name": "hinge"}
+    assert config["seed"] is None  # drawn when a run starts, and recorded in its config.json
+    assert config["generator"] == {"name": "toy-mlp", "latent_dim": 1, "hidden": [64, 64]}
+
+
+PARTIAL = {
+    "json": '{"preset": "toy-gaussian", "seed": 5, "trainer": {"steps": 20}, "loss": "hinge", "callbacks": {}}',
+    "yaml": "preset: toy-gaussian\nseed: 5\ntrainer:\n  steps: 20\nloss: hinge\ncallbacks: {}\n",
+    "yml": "preset: toy-gaussian\nseed: 5\ntrainer: {steps: 20}\nloss: {name: hinge}\ncallbacks: {}\n",
+    "toml": 'preset = "toy-gaussian"\nseed = 5\nloss = "hinge"\ncallbacks = {}\n[trainer]\nsteps = 20\n',
+}
+
+
+@pytest.mark.parametrize("suffix", sorted(PARTIAL))
+def test_a_partial_config_file_is_laid_over_its_preset(tmp_path, suffix):
+    path = tmp_path / f"mine.{suffix}"
+    path.write_text(PARTIAL[suffix])
+    expected = invoke("config", "toy-gaussian", "--set", "seed=5", "--set", "trainer.steps=20", "--set", "loss=hinge", "--set", "callbacks={}")
+    printed = invoke("config", str(path))
+    assert printed.exit_code == 0, printed.output
+    assert json.loads(printed.stdout) == json.loads(expected.stdout)
+    with_set = json.loads(invoke("config", str(path), "--set", "trainer.k=2").stdout)
+    assert with_set["trainer"]["k"] == 2 and with_set["loss"] == {"name": "hinge"}
+
+
+def test_run_trains_a_partial_yaml_config(tmp_path):
+    path = tmp_path / "quick.yaml"
+    path.write_text(PARTIAL["yaml"])
+    result = invoke("run", str(path), "--out", str(tmp_path / "run"), "--no-eval")
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["preset"] == "toy-gaussian" and config["trainer"]["steps"] == 20 and config["seed"] == 5
+    assert config["loss"] == {"name": "hinge"} and "figure-1" not in config["callbacks"]
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("a.json", '{"preset": "toy-gaussian", "trainer": [1]}', "a.json: trainer is a section"),
+        ("a.json", '{"preset": "toy-gaussian", "trainer": {"k": null}}', "a.json: trainer.k must be an int, got null"),
+        ("a.json", '{"preset": "toy-gaussian", "trainer": {"k": "2"}}', "a.json: trainer.k must be an int, got string"),
+        ("a.json", '{"preset": "toy-gaussian", "loss": 3}', "a.json: loss must be a component name (a string), got int"),
+        ("a.json", '{"preset": "toy-gaussian", "loss": {"name": null}}', "loss must be a component name (a string), got null"),
+        ("a.json", '{"preset": "toy-gaussian", "generator": {"hidden": "x"}}', "generator.hidden must be a list, got string"),
+        ("a.json", '{"preset": "toy-gaussian", "callbacks": []}', "callbacks must be an object of"),
+        ("a.json", '{"preset": "toy-gaussian", "loggers": null}', "loggers must be an object of"),
+        ("a.json", '{"preset": "toy-gaussian", "eval": {"metrics": ["gaussian-w1"]}}', "eval.metrics must be an object of"),
+        ("a.json", '{"preset": "toy-gaussian", "trainr": {}}', "unknown setting 'trainr'"),
+        ("a.json", '{"preset": 3}', "a.json: preset must be a preset's name (a string), got int"),
+        ("a.json", '{"preset": "toy-gausian"}', "unknown preset 'toy-gausian'"),
+        ("a.json", '{"trainer": {"steps": 5}}', "a.json: no generator chosen"),
+        ("a.json", "[1, 2]", "a.json: a config must be a JSON object of settings, got list"),
+        ("a.yaml", "preset: toy-gaussian\nseed: 2024-01-01\n", "a.yaml: seed: a date is not a setting value"),
+        ("a.yaml", "preset: toy-gaussian\ntrainer:\n  2: 3\n", "a.yaml: trainer key must be a string, got int 2"),
+        ("a.yaml", "trainer: [\n", "a.yaml: not a readable YAML config (expected"),
+        ("a.toml", 'preset = "toy-gaussian"\nseed = [1]\n', "a.toml: seed must be an int, got list"),
+        ("a.toml", "preset = \n", "a.toml: not a readable TOML config"),
+        ("a.txt", "{}", "a.txt: a config file's name ends in .json, .yaml, .yml, .toml"),
+    ],
+)
+def test_every_field_of_a_config_file_is_checked(tmp_path, monkeypatch, name, text, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).write_text(text)
+    for command in ("run", "config"):
+        result = invoke(command, name, "--out", "run") if command == "run" else invoke(command, name)
+        assert result.exit_code == 2, result.output
+        assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+# --- the MNIST download ----------------------------------------------------------------------
+
+
+def test_a_failed_download_says_why(tmp_path, cli):
+    closed = "http://127.0.0.1:9"  # nothing listens there: every mirror's download fails at once
+    proxies = {"http_proxy": closed, "https_proxy": closed, "HTTP_PROXY": closed, "HTTPS_PROXY": closed, "no_proxy": ""}
+    result = cli("run", "mlp-mnist", "--steps", "1", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "run"), env=proxies)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "the download failed (Error downloading train-images-idx3-ubyte.gz: <urlopen error" in result.stderr

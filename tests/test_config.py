@@ -7,7 +7,7 @@ import json
 import pytest
 
 from advnets import ConfigError
-from advnets.config import parse_set, resolve
+from advnets.config import parse_set, resolve, resolve_file
 
 
 def resolved(registry, *sets, preset="toy-gaussian"):
@@ -120,3 +120,57 @@ def test_a_saved_run_id_must_be_32_hex_digits(registry, run_id):
     with pytest.raises(ConfigError, match="run_id must be 32 hexadecimal digits"):
         resolve(registry, base=config)
     assert resolve(registry, base={**config, "run_id": "0123456789abcdef" * 2})["run_id"] == "0123456789abcdef" * 2
+
+
+def test_the_closing_evaluation_is_a_setting(registry):
+    assert resolved(registry)["eval"]["at_end"] is True
+    assert resolved(registry, "eval.at_end=false")["eval"]["at_end"] is False
+    with pytest.raises(ConfigError, match="eval.at_end must be a bool, got string"):
+        resolved(registry, "eval.at_end=no")
+
+
+@pytest.mark.parametrize(
+    "sets, loggers",
+    [
+        ([], {"jsonl"}),
+        (["logger=csv"], {"jsonl", "csv"}),
+        (['logger=["csv", "tensorboard"]'], {"jsonl", "csv", "tensorboard"}),
+        (["logger=csv", "logger=tensorboard"], {"jsonl", "csv", "tensorboard"}),
+        (['loggers={"csv": {}}'], {"jsonl", "csv"}),
+        (['loggers.jsonl={"filename": "log.jsonl"}'], {"jsonl"}),
+    ],
+)
+def test_loggers_add_up_and_jsonl_is_always_on(registry, sets, loggers):
+    config = resolved(registry, *sets)
+    assert set(config["loggers"]) == loggers
+    if sets and "log.jsonl" in sets[0]:
+        assert config["loggers"]["jsonl"] == {"filename": "log.jsonl"}
+
+
+def test_jsonl_cannot_be_removed(registry):
+    with pytest.raises(ConfigError, match="the jsonl logger is always on"):
+        resolved(registry, "loggers.jsonl=null")
+
+
+def test_a_runs_config_json_resolves_from_the_file_to_itself(registry, tmp_path):
+    config = resolved(registry, "trainer.k=2", "loss=wasserstein", "loss.gradient_penalty=3", "logger=csv", "seed=9")
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    assert resolve_file(registry, path) == config
+    assert resolve_file(registry, path, [parse_set("trainer.k=3")])["trainer"]["k"] == 3
+
+
+def test_a_config_file_without_a_preset_starts_from_the_core_defaults(registry, tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('seed = 1\ngenerator = "toy-mlp"\ndiscriminator = "toy-mlp"\ndataset = "gaussian-1d"\n[trainer]\nk = 2\n')
+    config = resolve_file(registry, path)
+    assert config["preset"] is None and config["trainer"]["k"] == 2 and config["trainer"]["batch_size"] == 64
+    assert config["eval"]["metrics"] == {} and config["generator"]["hidden"] == [64, 64]
+
+
+def test_a_partial_config_file_changes_only_what_it_names(registry, tmp_path):
+    path = tmp_path / "partial.json"
+    path.write_text(json.dumps({"preset": "toy-gaussian", "seed": 1, "trainer": {"epochs": 1}, "generator": {"hidden": [8]}}))
+    config = resolve_file(registry, path)
+    assert config == resolved(registry, "seed=1", "trainer.epochs=1", "generator.hidden=[8]")
+    assert config["trainer"]["batch_size"] == 128  # the preset's, not the core default 64

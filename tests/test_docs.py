@@ -51,6 +51,21 @@ def test_the_cli_reference_is_current():
     assert result.returncode == 0, "docs/cli.md is out of date: run python scripts/gen_cli_docs.py"
 
 
+def test_the_settings_reference_is_current():
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "gen_settings_docs.py"), "--check"], capture_output=True)
+    assert result.returncode == 0, "docs/settings.md is out of date: run python scripts/gen_settings_docs.py"
+
+
+def test_the_settings_reference_lists_every_core_setting():
+    from advnets.config import core_defaults
+
+    def dotted(node, prefix=""):
+        return [k for key, v in node.items() for k in (dotted(v, f"{prefix}{key}.") if isinstance(v, dict) else [f"{prefix}{key}"])]
+
+    listed = re.findall(r"^\| `([\w.]+)` \| `", (DOCS / "settings.md").read_text(), flags=re.M)
+    assert listed == dotted(core_defaults())
+
+
 def test_the_public_names_table_lists_exactly_the_exports():
     text = (DOCS / "python.md").read_text()
     rows = [line for line in text[text.index("## Public names") :].splitlines() if line.startswith("| `")]
@@ -111,7 +126,9 @@ COMMANDS: dict[str, tuple] = {
     "advnets eval runs/lecture": ("run", FEWER),
     f"advnets plot {RUN_DIR}": ("run", []),
     "advnets run toy-gaussian --nproc 2": ("run", SHORT),
-    "advnets run mlp-mnist --precision bf16 --set logger=tensorboard": ("run", SHORT),
+    "advnets run mlp-mnist --precision bf16 --logger tensorboard": ("run", SHORT),
+    "advnets config mlp-mnist --set trainer.k=2": ("run", []),
+    "python benchmarks/startup.py": ("run", ["--repeats", "1", "--json", "startup.json"]),
     "advnets list components --kind loss --plugin ~/my_loss.py": ("run", []),
     "advnets run toy-gaussian --plugin ~/my_loss.py --set loss=soft-hinge --set loss.margin=0.5": ("run", SHORT),
     'advnets run toy-gaussian --plugin latent_regression.py --set objective=latent-regression --set \'players.encoder={"module": {"name": "mlp"}, "optimizer": {"name": "adam", "lr": 0.001}}\'': ("test", "tests/test_objectives.py::test_a_plugin_file_outside_the_repository_adds_an_objective_with_a_third_player, with a copy of docs/examples/latent_regression.py"),

@@ -36,13 +36,14 @@ def test_csv_and_jsonl_loggers_write_the_same_records(tmp_path):
     assert sum(line.startswith("step,") for line in lines) == 1 and lines[-1].startswith("400,")
 
 
-def test_only_the_chosen_loggers_run(tmp_path):
+def test_a_chosen_logger_runs_beside_jsonl(tmp_path):
     out = tmp_path / "run"
     result = runner.invoke(app, [*TOY, "--steps", "20", "--out", str(out), "--set", "logger=csv"])
     assert result.exit_code == 0, result.output
-    assert json.loads((out / "config.json").read_text())["loggers"] == {"csv": {"prefix": "metrics"}}
-    assert not (out / "metrics.jsonl").exists() and (out / "metrics-train.csv").exists()
-    assert not (out / "training.png").exists()  # the pictures are drawn from metrics.jsonl
+    loggers = json.loads((out / "config.json").read_text())["loggers"]
+    assert loggers == {"jsonl": {"filename": "metrics.jsonl"}, "csv": {"prefix": "metrics"}}
+    assert (out / "metrics.jsonl").exists() and (out / "metrics-train.csv").exists()
+    assert (out / "training.png").exists()  # the pictures are drawn from metrics.jsonl, always written
 
 
 def short_mnist_run(out, mnist_dir, steps: int, *settings: str) -> None:

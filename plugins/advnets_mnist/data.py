@@ -80,12 +80,21 @@ def _download(root: Path, source: Source) -> None:
         for train in (True, False):
             dataset_class(root=str(root), train=train, download=True)  # checks each file's MD5
     except Exception as exc:  # torchvision raises RuntimeError, URLError, OSError...
-        reason = first_line(exc)
+        reason = _download_reason(exc)
         raise ConfigError(
             f"{source.name}: not found in {root} and the download failed ({reason}); put "
             + ", ".join(f"{stem}.gz" for stem in FILES.values())
             + f" in {root} (or point --data-dir or {DATA_DIR_VAR} at a folder that has them)"
         ) from None
+
+
+def _download_reason(exc: Exception) -> str:
+    """One line for a failed download: torchvision's first line only names the file (and ends
+    with a colon); its last says what went wrong, for the last mirror tried."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(lines) < 2:
+        return first_line(exc)
+    return f"{lines[0]} {lines[-1]}"
 
 
 def _read_split(files: dict[str, Path], split: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,109 @@
+"""Write docs/settings.md, the reference of every core setting, from advnets/config.py itself.
+
+    python scripts/gen_settings_docs.py          # rewrite docs/settings.md
+    python scripts/gen_settings_docs.py --check  # exit 1 if docs/settings.md is out of date (the tests do this)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from advnets.config import CORE, MAPS, PLAYER_FIELDS, SLOT_DEFAULTS, SLOTS, Setting
+
+TARGET = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
+
+INTRO = """\
+# Settings reference
+
+Generated from `advnets/config.py` by `python scripts/gen_settings_docs.py`; a test keeps it current.
+
+A run's configuration starts from the core defaults below; a preset lays its own
+values over them; a config file (`advnets run FILE`) or `--set KEY=VALUE` (in the
+order given) change them further. `advnets config PRESET --set ...` prints the
+result, and every run writes it to `config.json`. Each value is checked against
+the type of its default; a wrong one stops the run before it starts, with one
+line on stderr and exit code 2.
+"""
+
+SLOTS_TEXT = """\
+## Components
+
+A component slot holds `{"name": ..., settings...}`. `--set loss=hinge` picks
+another component (with that component's defaults); `--set loss.margin=2` changes
+one of its settings. `advnets info KIND NAME` lists a component's settings.
+"""
+
+MAPS_TEXT = """\
+## Component maps
+
+A component map holds `{name: {settings}}` for several components of one kind.
+`--set 'callbacks.sample-grid={}'` adds one with its defaults, `--set
+callbacks.sample-grid=null` removes it, `--set callbacks.sample-grid.n=16` changes
+a setting. The `jsonl` logger is always on (`advnets plot` and the training plots
+read `metrics.jsonl`); `--set logger=NAME` (or `advnets run --logger NAME`) adds
+another.
+"""
+
+
+PLAYERS_TEXT = """\
+## Players
+
+Beside the generator and the discriminator, an objective may train more players
+(an encoder, say). `players` holds `{{name: {{fields}}}}`, each player with the
+fields {fields}: `module` is a component of the kind named like the player,
+`optimizer` an optimizer component (default `adam`), and `ema_decay`,
+`ema_start` its moving average (default off). `--set 'players.encoder={{"module":
+{{"name": "mlp"}}}}'` adds one, `--set players.encoder=null` removes it. Default:
+none.
+"""
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _type(spec: Setting) -> str:
+    name = {"str": "string"}.get(spec.type.__name__, spec.type.__name__)
+    return f"{name} or null" if spec.default is None else name
+
+
+def _section(title: str, prefix: str, node: dict[str, Any]) -> list[str]:
+    lines = [f"## {title}", "", "| setting | default | type | what it does |", "| --- | --- | --- | --- |"]
+    for key, spec in node.items():
+        if isinstance(spec, Setting):
+            lines.append(f"| `{prefix}{key}` | `{json.dumps(spec.default)}` | {_type(spec)} | {_cell(spec.doc)} |")
+    return [*lines, ""]
+
+
+def render() -> str:
+    lines = [INTRO]
+    top = {key: spec for key, spec in CORE.items() if isinstance(spec, Setting)}
+    lines += _section("Run", "", top)
+    for key, node in CORE.items():
+        if isinstance(node, dict):
+            lines += _section(f"`{key}`", f"{key}.", node)
+    lines += [SLOTS_TEXT, "| slot | holds a | default |", "| --- | --- | --- |"]
+    for slot, kind in SLOTS.items():
+        default = f"`{SLOT_DEFAULTS[slot]}`" if slot in SLOT_DEFAULTS else "none: the preset chooses"
+        lines.append(f"| `{slot}` | {kind} | {default} |")
+    lines += ["", MAPS_TEXT, "| map | holds | default |", "| --- | --- | --- |"]
+    for path, kind in MAPS.items():
+        default = "`jsonl`" if path == ("loggers",) else "none"
+        lines.append(f"| `{'.'.join(path)}` | {kind}s | {default} |")
+    lines += ["", PLAYERS_TEXT.format(fields=", ".join(f"`{f}`" for f in sorted(PLAYER_FIELDS)))]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main() -> None:
+    text = render()
+    if "--check" in sys.argv:
+        sys.exit(0 if TARGET.read_text() == text else 1)
+    TARGET.write_text(text)
+    print(f"wrote {TARGET}")
+
+
+if __name__ == "__main__":
+    main()
