@@ -515,7 +515,7 @@ def sample(
         typer.Option("--n", help="How many samples (default 64), or paths with --interpolate (default 10)."),
     ] = None,
     out: Annotated[Path, typer.Option(help="A .png (grid, or histogram for 1-D data) or .safetensors file.")] = Path("samples.png"),
-    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    force: Annotated[bool, typer.Option("--force", metavar="", help="Overwrite --out if it exists.")] = False,
     seed: Annotated[Optional[int], typer.Option(help="Noise seed (default: a fresh one).")] = None,
     raw: Annotated[bool, typer.Option("--raw", metavar="", help="Use G's last weights, not their moving average.")] = False,
     nrow: Annotated[

@@ -158,7 +158,7 @@ CASES = [
     ("k = 0", [*RUN, "--set", "trainer.k=0"], "k (discriminator steps per generator step) must be >= 1", None),
     ("zero batch", [*RUN, "--set", "trainer.batch_size=0"], "batch_size must be >= 1", None),
     ("negative batch", [*RUN, "--set", "trainer.batch_size=-4"], "batch_size must be >= 1", None),
-    ("batch larger than the data", [*RUN, "--set", "trainer.batch_size=50000"], "fewer than one step needs", None),
+    ("batch larger than the data", [*RUN, "--set", "trainer.batch_size=50000"], "fewer than one batch needs", None),
     ("negative lr", [*RUN, "--set", "g_optimizer.lr=-1e-4"], "adam: lr must be > 0", None),
     ("zero lr", [*RUN, "--set", "d_optimizer.lr=0"], "adam: lr must be > 0", None),
     ("beta of 1", [*RUN, "--set", "d_optimizer.betas=[0.5, 1.0]"], "betas must be two numbers in [0, 1)", None),
