@@ -42,15 +42,15 @@ def peak_rss_of_run(folder: Path, steps: int, out: Path) -> tuple[float, float]:
     """(peak RSS in MiB, wall seconds) of one `advnets run` on ``folder``."""
     command = [
         sys.executable, "-m", "advnets", "run", "mlp-mnist", "--set", "dataset=image-folder", "--set", "dataset.workers=0",
-        "--data-dir", str(folder), "--steps", str(steps), "--set", "eval.metrics={}", "--seed", "0", "--out", str(out),
+        "--data-dir", str(folder), "--steps", str(steps), "--no-eval", "--seed", "0", "--out", str(out),
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADVNETS_")}
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, _, usage = os.wait4(process.pid, 0)
+    _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
-    if process.returncode not in (0, None) and usage is None:
-        raise SystemExit(f"run failed: {process.stderr.read()}")
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"the run on {folder} failed: {process.stderr.read().strip()}")
     return usage.ru_maxrss / 1024, wall
 
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import advnets
 from advnets import hookspecs
@@ -132,8 +133,10 @@ COMMANDS: dict[str, tuple] = {
     "advnets list components --kind loss --plugin ~/my_loss.py": ("run", []),
     "advnets run toy-gaussian --plugin ~/my_loss.py --set loss=soft-hinge --set loss.margin=0.5": ("run", SHORT),
     'advnets run toy-gaussian --plugin latent_regression.py --set objective=latent-regression --set \'players.encoder={"module": {"name": "mlp"}, "optimizer": {"name": "adam", "lr": 0.001}}\'': ("test", "tests/test_objectives.py::test_a_plugin_file_outside_the_repository_adds_an_objective_with_a_third_player, with a copy of docs/examples/latent_regression.py"),
+    "advnets info dataset image-folder": ("run", []),
+    "advnets run mlp-mnist --set dataset=image-folder --data-dir ~/my-images --set dataset.size=28 --no-eval": ("test", "tests/test_streaming.py trains mlp-mnist on a folder of MNIST PNG files it writes, streamed"),
     "python benchmarks/previous.py --batch 32 256": ("test", "tests/test_benchmarks.py runs it with one short round"),
-    "python benchmarks/stream_memory.py --steps 300": ("elsewhere", "writes 80,000 PNG files and trains twice (about 20 minutes); its numbers are in docs/performance.md"),
+    "python benchmarks/stream_memory.py --steps 300": ("elsewhere", "writes 80,000 PNG files and trains twice (a few minutes); its numbers are in docs/performance.md"),
     "python benchmarks/throughput.py --bf16": ("test", "tests/test_benchmarks.py runs it with one short round"),
     "python benchmarks/profile_step.py --batch 32": ("run", ["--steps", "3"]),
     "python benchmarks/ablations.py --batch 32": ("run", ["--rounds", "1", "--steps", "5", "--json", "ablations.json"]),
@@ -211,3 +214,13 @@ def test_documented_command(command, tour):
         assert result.returncode != 0 and "CUDA is not available here" in result.stdout + result.stderr
         return
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+
+
+def test_the_dataset_plugin_in_your_own_data_builds(tmp_path):
+    from advnets.plugins import load_plugins
+
+    plugin = tmp_path / "rings.py"
+    plugin.write_text(code_blocks(DOCS / "data.md", "python")[0])
+    data = load_plugins([plugin], environ={}).registry.build("dataset", "rings", n=500)
+    assert data.train.shape == (500, 2) and data.test.shape == (500, 2)
+    assert torch.allclose(data.train.norm(dim=1), torch.full((500,), 2.0))
