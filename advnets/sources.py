@@ -38,6 +38,20 @@ class Batch:
         return len(self.x)
 
 
+def _drew_past_the_epoch(batches: int) -> ConfigError:
+    return ConfigError(
+        f"the step drew more than the {batches} batches of an epoch; "
+        "an objective must draw no more batches than its batches_per_step says"
+    )
+
+
+def _too_few_samples(samples: int, batch_size: int, world_size: int) -> ConfigError:
+    return ConfigError(
+        f"the training set has {samples} samples, fewer than one batch needs "
+        f"(batch_size * processes = {batch_size * world_size})"
+    )
+
+
 class TensorSource:
     """Batches drawn by index from a training set that lives on the device."""
 
@@ -58,10 +72,7 @@ class TensorSource:
         self._labels = None if data.train_labels is None else data.train_labels.to(device)
         self.batches_per_epoch = len(self._train) // (batch_size * world_size)
         if self.batches_per_epoch == 0:
-            raise ConfigError(
-                f"the training set has {len(self._train)} samples, fewer than one batch needs "
-                f"(batch_size * processes = {batch_size * world_size})"
-            )
+            raise _too_few_samples(len(self._train), batch_size, world_size)
         self.cursor = 0  # batches drawn in this epoch
         self.order: Tensor | None = None  # this epoch's permutation, drawn at its first batch
 
@@ -72,10 +83,7 @@ class TensorSource:
     def next(self) -> Batch:
         """x(1..m) ~ p_data: the next batch of this epoch's random order."""
         if self.cursor >= self.batches_per_epoch:
-            raise ConfigError(
-                f"the step drew more than the {self.batches_per_epoch} batches of an epoch; "
-                "an objective must draw no more batches than its batches_per_step says"
-            )
+            raise _drew_past_the_epoch(self.batches_per_epoch)
         if self.order is None:
             self.order = torch.randperm(len(self._train), generator=self._rng, device=self.device)
         start = (self.cursor * self.world_size + self.rank) * self.batch_size
@@ -141,10 +149,7 @@ class StreamSource:
         self.device, self.seed = device, seed
         self.batches_per_epoch = len(data.train) // (batch_size * world_size)
         if self.batches_per_epoch == 0:
-            raise ConfigError(
-                f"the training set has {len(data.train)} samples, fewer than one batch needs "
-                f"(batch_size * processes = {batch_size * world_size})"
-            )
+            raise _too_few_samples(len(data.train), batch_size, world_size)
         self.epoch = 0  # epochs this source has served (its order depends on it)
         self.cursor = 0
         self._iterator = None
@@ -177,10 +182,7 @@ class StreamSource:
 
     def next(self) -> Batch:
         if self.cursor >= self.batches_per_epoch:
-            raise ConfigError(
-                f"the step drew more than the {self.batches_per_epoch} batches of an epoch; "
-                "an objective must draw no more batches than its batches_per_step says"
-            )
+            raise _drew_past_the_epoch(self.batches_per_epoch)
         if self._iterator is None:
             self._iterator = iter(self._loader)
         try:
