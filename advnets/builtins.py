@@ -5,7 +5,7 @@ It is registered through the same hook as every other plugin.
 
 from __future__ import annotations
 
-from .callbacks import SampleGrid
+from .callbacks import SampleGrid, WeightClip
 from .hookspecs import hookimpl
 from .image_folder import image_folder
 from .loggers import BUILTIN_LOGGERS
@@ -30,5 +30,6 @@ def register_components(register):
     for name, logger in BUILTIN_LOGGERS.items():
         register(Component(kind="logger", name=name, factory=logger))
     register(Component(kind="callback", name="sample-grid", factory=SampleGrid))
+    register(Component(kind="callback", name="weight-clip", factory=WeightClip))
     register(Component(kind="metric", name="parzen", factory=Parzen))
     register(Component(kind="dataset", name="image-folder", factory=image_folder))

@@ -255,3 +255,29 @@ class TrainingPlots(Callback):
             raise
         except AdvnetsError:  # nothing logged yet: no picture, and no reason to fail the run
             pass
+
+
+class WeightClip(Callback):
+    """Clamp a player's weights to [-clip, clip] after each of its optimiser steps (WGAN, Arjovsky et al. 2017).
+
+    The original Wasserstein GAN keeps its critic Lipschitz this way; use it with
+    ``--set loss=wasserstein --set loss.gradient_penalty=0`` (and RMSprop, as the
+    paper did). It runs in the ``on_after_optimizer_step`` hook, so a skipped
+    update clips nothing.
+    """
+
+    def __init__(self, clip: float = 0.01, player: str = "discriminator") -> None:
+        if not clip > 0:
+            raise ConfigError(f"weight-clip: clip must be > 0, got {clip}")
+        self.clip, self.player = clip, player
+        self.all_ranks = True  # every rank clips its own copy, or the copies drift apart
+
+    def check(self, trainer: AdversarialTrainer) -> None:
+        if self.player not in trainer.players:
+            raise ConfigError(f"weight-clip: no player {self.player!r}; the players are {', '.join(trainer.players)}")
+
+    def on_after_optimizer_step(self, trainer: AdversarialTrainer, player: str) -> None:
+        if player == self.player:
+            with torch.no_grad():
+                torch._foreach_clamp_min_(trainer.players[player].params, -self.clip)
+                torch._foreach_clamp_max_(trainer.players[player].params, self.clip)

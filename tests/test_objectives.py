@@ -445,3 +445,19 @@ def test_sigkill_and_resume_with_three_players_a_k_schedule_and_an_lr_scheduler(
     for key in ("generator", "discriminator", "players.encoder"):
         assert a[key].keys() == b[key].keys() and all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
     assert a["lr_schedulers"] == b["lr_schedulers"] and a["progress"] == b["progress"]
+
+
+def test_the_weight_clip_callback_makes_the_original_wgan(cli, tmp_path):
+    """WGAN with weight clipping through the hook, as a component: every critic weight ends within the clip."""
+    out = tmp_path / "wgan"
+    result = cli(
+        "run", "toy-gaussian", "--set", "loss=wasserstein", "--set", "loss.gradient_penalty=0",
+        "--set", "d_optimizer=rmsprop", "--set", "g_optimizer=rmsprop", "--set", "callbacks.weight-clip={}",
+        "--set", "eval.metrics={}", "--steps", "50", "--seed", "0", "--out", str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    state, _ = load_checkpoint(out / "checkpoints" / "step-000000050.safetensors")
+    critic = torch.cat([t.reshape(-1) for t in state["discriminator"].values()])
+    assert critic.abs().max() <= 0.01 and (critic.abs() == 0.01).any()  # clipped, and the clip was reached
+    bad = cli("run", "toy-gaussian", "--set", 'callbacks.weight-clip={"player": "critic"}', "--out", str(tmp_path / "x"))
+    assert bad.returncode == 2 and "weight-clip: no player 'critic'" in bad.stderr
