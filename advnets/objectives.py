@@ -176,6 +176,31 @@ class GANObjective(Objective):
                 f"the generator has {trainer.players.generator.module.num_classes} classes, "
                 f"dataset {trainer.data.name!r} has {trainer.data.num_classes}"
             )
+        self._dry_pass(trainer)
+
+    def _dry_pass(self, trainer: AdversarialTrainer) -> None:
+        """One forward pass of G and D on two samples, before anything is written: shapes that do
+        not fit fail here with one line, not steps later. Eval mode and no gradients: no batch-norm
+        statistics move and no random number is drawn."""
+        from .trainer import eval_mode
+
+        generator, discriminator = trainer.players.generator.module, trainer.players.discriminator.module
+        labels = torch.zeros(2, dtype=torch.int64, device=trainer.device) if self.conditional else None
+        z = torch.zeros(2, trainer.latent_dim, device=trainer.device)
+        with torch.no_grad(), eval_mode(generator), eval_mode(discriminator):
+            fake = call(generator, z, labels)
+            shape = tuple(trainer.data.sample_shape)
+            if tuple(fake.shape[1:]) != shape:
+                raise ConfigError(
+                    f"the generator makes samples of shape {tuple(fake.shape[1:])}, the dataset's are {shape}; "
+                    "set the generator's output shape to match"
+                )
+            logits = call(discriminator, fake, labels)
+            if logits.numel() != 2:
+                raise ConfigError(
+                    f"the discriminator gave {tuple(logits.shape)} for 2 samples: it must return one logit per "
+                    "sample, shape (n,) or (n, 1)"
+                )
 
     def diagnostics(self, trainer: AdversarialTrainer) -> dict[str, Diagnostic]:
         loss = trainer.loss

@@ -158,6 +158,7 @@ CASES = [
     ("k = 0", [*RUN, "--set", "trainer.k=0"], "k (discriminator steps per generator step) must be >= 1", None),
     ("zero batch", [*RUN, "--set", "trainer.batch_size=0"], "batch_size must be >= 1", None),
     ("negative batch", [*RUN, "--set", "trainer.batch_size=-4"], "batch_size must be >= 1", None),
+    ("G's samples shaped unlike the data", [*RUN, "--set", "generator=mlp", "--set", "generator.out_shape=[2]"], "the generator makes samples of shape (2,), the dataset's are (1,)", None),
     ("batch larger than the data", [*RUN, "--set", "trainer.batch_size=50000"], "fewer than one batch needs", None),
     ("negative lr", [*RUN, "--set", "g_optimizer.lr=-1e-4"], "adam: lr must be > 0", None),
     ("zero lr", [*RUN, "--set", "d_optimizer.lr=0"], "adam: lr must be > 0", None),

@@ -461,3 +461,14 @@ def test_the_weight_clip_callback_makes_the_original_wgan(cli, tmp_path):
     assert critic.abs().max() <= 0.01 and (critic.abs() == 0.01).any()  # clipped, and the clip was reached
     bad = cli("run", "toy-gaussian", "--set", 'callbacks.weight-clip={"player": "critic"}', "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and "weight-clip: no player 'critic'" in bad.stderr
+
+
+def test_a_discriminator_with_more_than_one_logit_per_sample_is_caught_before_training():
+    class Wide(Discriminator):
+        def forward(self, x):
+            return self.net(x).repeat(1, 3)
+
+    torch.manual_seed(0)
+    data = Data(train=torch.randn(64, 2))
+    with pytest.raises(ConfigError, match=r"the discriminator gave \(2, 3\) for 2 samples"):
+        AdversarialTrainer(Generator(), Wide(), NonSaturatingLoss(), data, batch_size=8, device="cpu")
