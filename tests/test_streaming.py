@@ -134,8 +134,8 @@ def test_streamed_batches_follow_the_order_and_resume_where_they_stopped(digit_f
 
 
 SHORT_IMAGES = [
-    "mlp-mnist", "--seed", "2", "--set", "dataset=image-folder", "--set", "generator.hidden=[64, 128]",
-    "--set", "discriminator.hidden=[128, 64]", "--set", "eval.metrics={}", "--set", "trainer.batch_size=32",
+    "mlp-mnist", "--seed", "2", "--set", "dataset=image-folder", "--set", "generator.hidden=[64, 128]", "--no-eval",
+    "--set", "discriminator.hidden=[128, 64]", "--set", "trainer.batch_size=32",
     "--set", "checkpoint.every_steps=10", "--set", "checkpoint.every_epochs=0", "--set", "callbacks={}",
     "--set", "trainer.ema_decay=0.9",
 ]
