@@ -18,7 +18,7 @@ from .checkpoint import BEST_NAME, checkpoint_name, prune_step_checkpoints, run_
 from .data import to_unit
 from .metrics import Metric, score
 from .errors import AdvnetsError, ConfigError, WriteError, writing
-from .players import call
+from .players import call, row_labels
 from .trainer import AdversarialTrainer, Callback, draw_noise, eval_mode
 
 
@@ -82,7 +82,7 @@ class SampleGrid(Callback):
         n = self.n
         if trainer.conditional:  # one row per class
             n = trainer.generator.num_classes * self.nrow
-            self._labels = torch.arange(trainer.generator.num_classes, device=trainer.device).repeat_interleave(self.nrow)
+            self._labels = row_labels(n, self.nrow, trainer.generator.num_classes, trainer.device)
         self._z = draw_noise(n, trainer.latent_dim, trainer.noise, rng, torch.device("cpu")).to(trainer.device)
         if trainer.step == 0:
             self._save(trainer)

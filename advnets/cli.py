@@ -614,14 +614,14 @@ def _sample_labels(generator: Any, label: int | None, n: int, nrow: int) -> Any:
     """The classes to draw: ``label`` for all n, else one class per grid row; None for an unconditional G."""
     import torch
 
-    from .players import is_conditional
+    from .players import is_conditional, row_labels
 
     if not is_conditional(generator):
         if label is not None:
             raise ConfigError("--label needs a conditional run; this run's generator has no classes")
         return None
     if label is None:
-        return torch.arange(n) // nrow % generator.num_classes
+        return row_labels(n, nrow, generator.num_classes)
     if not 0 <= label < generator.num_classes:
         raise ConfigError(f"--label {label} is not a class of this run's generator (0 to {generator.num_classes - 1})")
     return torch.full((n,), label, dtype=torch.int64)

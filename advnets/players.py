@@ -35,6 +35,11 @@ def is_conditional(module: nn.Module) -> bool:
     return isinstance(classes, int) and not isinstance(classes, bool) and classes > 0
 
 
+def row_labels(n: int, per_row: int, num_classes: int, device: torch.device | None = None) -> Tensor:
+    """Labels for a grid of n samples, ``per_row`` to a row: row r shows class r mod num_classes."""
+    return torch.arange(n, device=device) // per_row % num_classes
+
+
 def call(module: nn.Module, inputs: Tensor, labels: Tensor | None = None) -> Tensor:
     """``module(inputs)``, or ``module(inputs, labels)`` when labels are given (a conditional module)."""
     return module(inputs) if labels is None else module(inputs, labels)
