@@ -165,6 +165,18 @@ def all_agree(flag: bool, device: torch.device, require_all: bool = False) -> bo
     return bool(value.item())
 
 
+def all_true(flag: torch.Tensor) -> torch.Tensor:
+    """A 0-d bool tensor that is true on every rank if ``flag`` is true on all of them.
+
+    An all-reduce on the device: the host does not wait for it (with nccl).
+    """
+    if world_size() == 1:
+        return flag
+    value = flag.to(torch.float32).reshape(1)
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return value.reshape(()) > 0
+
+
 def mean_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
     if world_size() > 1:
         dist.all_reduce(tensor)

@@ -82,14 +82,28 @@ class Player:
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
 
     @torch.no_grad()
-    def update_average(self, step: int) -> None:
-        """theta_ema <- decay * theta_ema + (1 - decay) * theta; a plain copy before ``ema_start``."""
+    def update_average(self, step: int, applied: Tensor | None = None) -> None:
+        """theta_ema <- decay * theta_ema + (1 - decay) * theta; a plain copy before ``ema_start``.
+
+        ``applied`` (a 0-d bool tensor on the device) masks the update without a host read: where
+        it is false the average stays exactly as it was (a lerp with weight 0).
+        """
         if self.ema is None:
             return
         weight = 1.0 if step < self.ema_start else 1.0 - self.ema_decay
-        torch._foreach_lerp_(self._ema_params, self.params, weight)
+        if applied is None:
+            torch._foreach_lerp_(self._ema_params, self.params, weight)
+            for ema_buffer, buffer in zip(self.ema.buffers(), self.module.buffers()):
+                ema_buffer.copy_(buffer)
+            return
+        torch._foreach_lerp_(self._ema_params, self.params, applied * weight)
         for ema_buffer, buffer in zip(self.ema.buffers(), self.module.buffers()):
-            ema_buffer.copy_(buffer)
+            ema_buffer.copy_(torch.where(applied, buffer, ema_buffer))
+
+    @property
+    def skips_on_device(self) -> bool:
+        """True if the optimiser can skip a step on the device (torch's fused kernels read ``found_inf``)."""
+        return bool(getattr(self.optimizer, "_step_supports_amp_scaling", False))
 
     @property
     def sampling_module(self) -> nn.Module:

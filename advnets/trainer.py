@@ -390,14 +390,20 @@ class AdversarialTrainer:
         self.epoch = 0  # complete passes over the training set
         self._stat_names: tuple[str, ...] | None = None  # the objective's diagnostics, fixed at the first step
         self._stats: Tensor | None = None  # their running sums on the device
-        self._stats_steps = 0  # applied steps in the running sums
+        self._stats_steps = 0  # applied steps in the running sums (as of the last read of the counters)
         self._zero = torch.zeros((), device=self.device)
         # The NaN guard: skip updates with non-finite losses or gradients; stop after
-        # max_bad_steps steps in a row had one.
+        # max_bad_steps steps in a row had one. It decides on the device: the host learns
+        # of skipped steps when the counters are read (at each training record and
+        # checkpoint), so a step makes no host-device sync.
         self.nan_guard, self.max_bad_steps = nan_guard, max_bad_steps
-        self._step_ok = True  # every update of the current step was applied
-        self._skipped = 0  # steps with a skipped update since the last record
-        self._bad_run = 0  # such steps in a row, up to now
+        self._step_ok: Tensor | None = None  # every update of the current step was applied (device bool)
+        self._skipped = 0  # steps with a skipped update since the last record (as of the last read)
+        self._bad_run = 0  # such steps in a row, up to now (as of the last read)
+        self._trip_first = -1  # the first step (1-based) of the run of bad steps that stopped training
+        # The same counters on the device, updated every step: [applied steps, skipped steps,
+        # bad steps in a row, first step of the tripping run or -1].
+        self._counters = torch.tensor([0, 0, 0, -1], dtype=torch.int64, device=self.device)
         self.fault: str | None = None
         self.target_step = 0
         self.should_stop = False
@@ -529,21 +535,9 @@ class AdversarialTrainer:
         """
         if self.lr_schedule != "constant":
             self._set_learning_rates()
-        self._step_ok = True
+        self._step_ok = None
         diagnostics = self.objective.step(self._ctx) or {}
-        if self._step_ok:
-            self._bad_run = 0
-            self._accumulate(diagnostics)
-        else:
-            self._skipped += 1
-            self._bad_run += 1
-            if self._bad_run >= self.max_bad_steps:
-                first = self.step + 1 - self._bad_run
-                self.fault = (
-                    f"{self._bad_run} steps in a row had non-finite losses or gradients (steps {first + 1} to "
-                    f"{self.step + 1}); their updates were skipped, so the weights are those of step {first}"
-                )
-                self.should_stop = True
+        self._count_step(self._step_ok, diagnostics)
 
         for scheduler in self._lr_schedulers.values():
             scheduler.step()
@@ -555,10 +549,52 @@ class AdversarialTrainer:
         self.source.new_epoch()
         return True
 
-    def _accumulate(self, diagnostics: Mapping[str, Tensor]) -> None:
-        """Running sums of the diagnostics on the device; read (a host-device sync) only when logged."""
+    def _count_step(self, ok: Tensor | None, diagnostics: Mapping[str, Tensor]) -> None:
+        """Count the step on the device: applied or skipped, the run of bad steps, the trip.
+
+        ``ok`` is None when no update of the step was checked (the NaN guard is off).
+        Nothing here reads a value on the host.
+        """
+        with torch.no_grad():
+            if ok is None:
+                self._counters[0] += 1
+                self._counters[2] = 0
+                self._accumulate(diagnostics, None)
+                return
+            counters = self._counters
+            bad = (~ok).long()
+            bad_run = (counters[2] + 1) * bad
+            tripping = (bad_run >= self.max_bad_steps) & (counters[3] < 0)
+            first = torch.where(tripping, self.step + 2 - bad_run, counters[3])
+            counters.copy_(torch.stack((counters[0] + ok.long(), counters[1] + bad, bad_run, first)))
+            self._accumulate(diagnostics, ok)
+
+    def _read_counters(self) -> None:
+        """Bring the device's step counters to the host (a host-device sync); stop if the guard tripped."""
+        applied, skipped, bad_run, first = self._counters.tolist()
+        self._stats_steps, self._skipped, self._bad_run = applied, skipped, bad_run
+        if first >= 0 and self._trip_first < 0:
+            self._trip_first = first
+            last = first + self.max_bad_steps - 1
+            stopped = (
+                "their updates were skipped"
+                if last == self.step
+                else f"their updates and every one after, up to step {self.step} where the run stopped, were skipped"
+            )
+            self.fault = (
+                f"{self.max_bad_steps} steps in a row had non-finite losses or gradients (steps {first} to "
+                f"{last}); {stopped}, so the weights are those of step {first - 1}"
+            )
+            self.should_stop = True
+
+    @property
+    def _tripped(self) -> Tensor:
+        """True (on the device) once max_bad_steps steps in a row were bad: no update is applied after."""
+        return self._counters[3] >= 0
+
+    def _accumulate(self, diagnostics: Mapping[str, Tensor], ok: Tensor | None) -> None:
+        """Running sums of the diagnostics of applied steps, on the device; read only when logged."""
         if not diagnostics:
-            self._stats_steps += 1
             return
         names = tuple(diagnostics)
         if self._stat_names is None or self._stats is None:
@@ -570,16 +606,20 @@ class AdversarialTrainer:
                 f"{', '.join(self._stat_names)}: a step must return the same names every time"
             )
         with torch.no_grad():
-            self._stats += torch.stack([value.detach().float().reshape(()) for value in diagnostics.values()])
-        self._stats_steps += 1
+            values = torch.stack([value.detach().float().reshape(()) for value in diagnostics.values()])
+            self._stats += values if ok is None else torch.where(ok, values, 0.0)
 
     def update(self, names: tuple[str, ...], loss: Tensor) -> Tensor:
         """One optimiser step for each named player on ``loss``'s gradient; the gradient norm.
 
         With the NaN guard on, a loss or gradient that is not finite skips the
-        update: parameters and optimiser states stay as they were, and the step
-        counts as skipped. At float16 the gradient scaler skips updates whose scaled
-        gradients overflowed by itself.
+        update: parameters, optimiser states and moving averages stay exactly as
+        they were, and the step counts as skipped. The decision is made on the
+        device: torch's fused optimisers (the default for Adam and SGD) read it as
+        ``found_inf`` and skip inside their kernel, so the host never waits. An
+        optimiser without that ability, or one not yet initialised (its first
+        update), is decided on the host: one sync for that update. At float16 the
+        gradient scaler's overflow check is the same test on the unscaled gradients.
         """
         players = [self.players[name] for name in names]
         params = [p for player in players for p in player.params]
@@ -588,37 +628,47 @@ class AdversarialTrainer:
             player.optimizer.zero_grad(set_to_none=True)
         # backward(inputs=...) computes gradients for these players only: the others are fixed here.
         (loss if scaler is None else scaler.scale(loss)).backward(inputs=params)
+        if scaler is not None:
+            for player in players:
+                scaler.unscale_(player.optimizer)  # on the device; records the overflow for scaler.update
         self._hot("on_after_backward", names)
-        norm = self._zero
+        if not (self.nan_guard or scaler is not None):
+            for player in players:
+                self._hot("on_before_optimizer_step", player.name)
+                player.optimizer.step()
+            for player in players:
+                self._hot("on_after_optimizer_step", player.name)
+                player.update_average(self.step)
+            return self._zero
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+        finite = torch.isfinite(norm)
         if self.nan_guard:
-            norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
-            finite = torch.isfinite(loss.detach())
-            if scaler is None:
-                finite &= torch.isfinite(norm)
-            else:  # overflowing scaled gradients are the scaler's to skip; the loss is ours
-                norm = norm / scaler.get_scale()
-            # A host-device sync per update: the price of never applying a bad step. Under
-            # torchrun every rank must take the same decision, or their weights drift apart.
-            if not distributed.all_agree(bool(finite), self.device, require_all=True):
-                for player in players:
-                    player.optimizer.zero_grad(set_to_none=True)
-                self._step_ok = False
-                return norm
-        scale = None if scaler is None else scaler.get_scale()
+            finite &= torch.isfinite(loss.detach())
+        # Under torchrun every rank takes the same decision, or their weights drift apart.
+        ok = distributed.all_true(finite) & ~self._tripped
+        self._step_ok = ok if self._step_ok is None else self._step_ok & ok
+        on_device = all(player.skips_on_device and player.optimizer.state for player in players)
+        if not on_device and not bool(ok):  # a host-device sync: this optimiser cannot skip by itself
+            for player in players:
+                player.optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.update()
+            return norm
+        found_inf = (~ok).float() if on_device else None
         for player in players:
             self._hot("on_before_optimizer_step", player.name)
-            if scaler is None:
+            if found_inf is not None:
+                player.optimizer.found_inf = found_inf  # fused kernels leave everything as it was when 1
+            try:
                 player.optimizer.step()
-            else:
-                scaler.step(player.optimizer)
+            finally:
+                if found_inf is not None:
+                    del player.optimizer.found_inf
         if scaler is not None:
             scaler.update()
-            if scaler.get_scale() < scale:  # a lowered scale: the step was skipped
-                self._step_ok = False
-                return norm
         for player in players:
             self._hot("on_after_optimizer_step", player.name)
-            player.update_average(self.step)
+            player.update_average(self.step, ok)
         return norm
 
     def _scaler(self, names: tuple[str, ...]) -> Any:
@@ -643,12 +693,13 @@ class AdversarialTrainer:
 
     def pop_stats(self) -> dict[str, float]:
         """Means over the applied steps since the last call. A host-device sync point."""
-        if self._stats_steps == 0 or self._stats is None or self._stat_names is None:
-            self._stats_steps = 0
+        self._read_counters()
+        applied, self._stats_steps = self._stats_steps, 0
+        self._counters[0] = 0
+        if applied == 0 or self._stats is None or self._stat_names is None:
             return {}
-        values = dict(zip(self._stat_names, distributed.mean_over_ranks(self._stats / self._stats_steps).tolist()))
+        values = dict(zip(self._stat_names, distributed.mean_over_ranks(self._stats / applied).tolist()))
         self._stats.zero_()
-        self._stats_steps = 0
         return values
 
     def steps_for(self, *, steps: int | None = None, epochs: int | None = None) -> int:
@@ -686,9 +737,14 @@ class AdversarialTrainer:
                 player.module.train()
             self._clock = (time.perf_counter(), self.step)
             while self.step < self.target_step:
-                if distributed.all_agree(self.should_stop, self.device):
-                    self.should_stop = True  # also on the ranks that did not ask: they stop alike
+                if self.should_stop and self.world_size == 1:
                     break
+                # Under torchrun, ranks agree on stopping at each record (an all-reduce and a host
+                # read), not every step: a stop asked for on one rank takes effect at the next record.
+                if self.world_size > 1 and self.step % self.log_every == 0:
+                    if distributed.all_agree(self.should_stop, self.device):
+                        self.should_stop = True  # also on the ranks that did not ask: they stop alike
+                        break
                 epoch_done = self.train_step()
                 failpoints.hit("step")
                 if self.step % self.log_every == 0:
@@ -696,7 +752,7 @@ class AdversarialTrainer:
                 self._notify("on_step_end")
                 if epoch_done:
                     self._notify("on_epoch_end")
-            if self._stats_steps or self._skipped:
+            if self.step > self._clock[1]:
                 self._log_training()  # the last, partial interval
             self._notify("on_fit_end")
         except BaseException as exc:
@@ -721,7 +777,7 @@ class AdversarialTrainer:
             self._lr_schedulers[name] = scheduler
 
     def _log_training(self) -> None:
-        stats = self.pop_stats()  # host-device sync (besides the NaN guard's, one per update)
+        stats = self.pop_stats()  # the host-device sync of the interval: counters and statistics
         now = time.perf_counter()
         then, step_then = self._clock
         self._clock = (now, self.step)
@@ -737,6 +793,7 @@ class AdversarialTrainer:
                 "samples_per_s": samples / (now - then) if now > then else 0.0,
             }
         )
+        self._counters[1] = 0
         self._skipped = 0
 
     def log(self, record: dict[str, Any]) -> None:
@@ -800,6 +857,7 @@ class AdversarialTrainer:
         }
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        self._read_counters()
         state: dict[str, Any] = {}
         for player in self.players.values():
             state.update(player.state_dict())
@@ -815,6 +873,7 @@ class AdversarialTrainer:
                     "stat_names": None if self._stat_names is None else list(self._stat_names),
                     "skipped": self._skipped,
                     "bad_run": self._bad_run,
+                    "trip_first": self._trip_first,
                     "device_type": self.device.type,
                     "world_size": self.world_size,
                     "players": list(self.players),
@@ -864,6 +923,10 @@ class AdversarialTrainer:
         self.source.load_state_dict({**progress, "order": state.get("order")})
         self._load_stats(state.get("stats"), progress)
         self._skipped, self._bad_run = progress["skipped"], progress["bad_run"]
+        self._trip_first = progress.get("trip_first", -1)
+        self._counters = torch.tensor(
+            [self._stats_steps, self._skipped, self._bad_run, self._trip_first], dtype=torch.int64, device=self.device
+        )
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         if progress.get("device_type", self.device.type) == self.device.type:

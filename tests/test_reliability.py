@@ -175,10 +175,14 @@ def test_too_many_bad_steps_in_a_row_stop_the_run_with_the_weights_from_before(t
     message = [line for line in faulted.stderr.splitlines() if line.startswith("error:")]
     assert len(message) == 1
     assert "5 steps in a row had non-finite losses or gradients (steps 121 to 125)" in message[0]
-    assert "so the weights are those of step 120; they are saved in" in message[0] and "step-000000125.safetensors" in message[0]
+    # The guard decides on the device and the host reads its counters at each record (every
+    # 100 steps here): the run stops at the first record after the trip, and every update
+    # from the trip on was skipped, so nothing after step 120 reached the weights.
+    assert "every one after, up to step 200 where the run stopped, were skipped" in message[0]
+    assert "so the weights are those of step 120; they are saved in" in message[0] and "step-000000200.safetensors" in message[0]
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert records[-1]["skipped_steps"] == 5 and records[-1]["step"] == 125
-    stopped, _ = load_checkpoint(out / "checkpoints" / "step-000000125.safetensors")
+    assert records[-1]["skipped_steps"] == 80 and records[-1]["step"] == 200
+    stopped, _ = load_checkpoint(out / "checkpoints" / "step-000000200.safetensors")
     assert advnets("run", *common, "--steps", "120", "--out", str(reference)).returncode == 0
     before_fault, _ = load_checkpoint(reference / "checkpoints" / "step-000000120.safetensors")
     for part in ("generator", "discriminator", "g_optimizer", "d_optimizer"):

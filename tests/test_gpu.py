@@ -1,0 +1,169 @@
+"""Tests that need a CUDA device (marker ``gpu``): skipped, with the reason, where there is none.
+
+``python benchmarks/gpu_check.py`` runs them on a GPU together with the CUDA
+throughput benchmark and the timed full schedule, and writes one JSON file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from advnets import AdversarialTrainer, Data
+from advnets.checkpoint import load_checkpoint, step_checkpoints
+from advnets.losses import NonSaturatingLoss
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "plugins"))
+from faulty_loss import FaultyLoss  # noqa: E402
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run benchmarks/gpu_check.py on a GPU)"),
+]
+
+MNIST = os.environ.get("ADVNETS_TEST_MNIST")
+
+
+def mlp_trainer(**kwargs) -> AdversarialTrainer:
+    """The lecture's MLPs on random 784-d data, on the GPU."""
+    from advnets_mnist.models import MLPDiscriminator, MLPGenerator
+
+    torch.manual_seed(0)
+    data = Data(train=torch.rand(4096, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1)
+    loss = kwargs.pop("loss", None) or NonSaturatingLoss()
+    return AdversarialTrainer(MLPGenerator(), MLPDiscriminator(), loss, data, batch_size=32, seed=0, device="cuda", **kwargs)
+
+
+def state_tensors(trainer: AdversarialTrainer) -> dict[str, torch.Tensor]:
+    found = {}
+    for name, player in trainer.players.items():
+        found.update({f"{name}.{k}": v.detach().clone() for k, v in player.module.state_dict().items()})
+        for index, state in player.optimizer.state_dict()["state"].items():
+            found.update({f"{name}.opt.{index}.{k}": v.clone() for k, v in state.items() if torch.is_tensor(v)})
+        if player.ema is not None:
+            found.update({f"{name}.ema.{k}": v.clone() for k, v in player.ema.state_dict().items()})
+    return found
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"k": 2, "ema_decay": 0.999}, {"precision": "bf16", "ema_decay": 0.999}, {"precision": "16"}],
+    ids=["fp32", "k2-ema", "bf16-ema", "fp16-scaled"],
+)
+def test_steps_make_no_host_device_sync(settings):
+    """300 steps under torch.cuda.set_sync_debug_mode("error"): any sync in a step raises."""
+    trainer = mlp_trainer(log_every=10**6, **settings)
+    for _ in range(3):  # the optimisers' first updates create their state (decided on the host once)
+        trainer.train_step()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(300):
+            trainer.train_step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    stats = trainer.pop_stats()
+    assert stats and all(torch.isfinite(torch.tensor(v)) for v in stats.values())
+    assert trainer._skipped == 0
+
+
+@pytest.mark.parametrize("precision", ["32", "16"])
+def test_a_skipped_update_on_cuda_changes_nothing(precision):
+    trainer = mlp_trainer(loss=FaultyLoss(nan_steps=[5]), precision=precision, ema_decay=0.99)
+    for _ in range(5):
+        trainer.train_step()
+    before = state_tensors(trainer)
+    trainer.train_step()
+    after = state_tensors(trainer)
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed == []
+    trainer.train_step()
+    assert trainer.pop_stats() and trainer._skipped == 1
+
+
+def test_float16_scaler_lowers_its_scale_on_overflow_and_training_goes_on():
+    trainer = mlp_trainer(precision="16")
+    for _ in range(20):
+        trainer.train_step()
+    scales = {key: scaler.get_scale() for key, scaler in trainer._scalers.items()}
+    assert set(scales) == {"discriminator", "generator"}
+    stats = trainer.pop_stats()
+    assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())
+
+
+def cli(*args: str, timeout: float = 600, **env_extra: str) -> subprocess.CompletedProcess:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ADVNETS_")}, **env_extra}
+    return subprocess.run([sys.executable, "-m", "advnets", *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+needs_mnist = pytest.mark.skipif(not MNIST, reason="ADVNETS_TEST_MNIST is not set")
+SHORT = ["--data-dir", str(MNIST), "--no-eval", "--seed", "0", "--set", "checkpoint.every_epochs=0"]
+
+
+@needs_mnist
+@pytest.mark.parametrize("precision", ["32", "bf16", "16"])
+def test_mlp_mnist_trains_on_cuda(tmp_path, precision):
+    out = tmp_path / "run"
+    result = cli("run", "mlp-mnist", *SHORT, "--device", "cuda", "--precision", precision, "--steps", "300", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r.get("event") == "train"]
+    assert train[-1]["step"] == 300 and all(r["skipped_steps"] == 0 for r in train[1:])
+    assert all(abs(train[-1][key]) < 1e3 for key in ("d_loss", "g_loss"))
+
+
+@needs_mnist
+def test_nccl_with_one_process(tmp_path):
+    out = tmp_path / "run"
+    result = cli("run", "mlp-mnist", *SHORT, "--device", "cuda", "--nproc", "1", "--steps", "200", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    state, _ = load_checkpoint(out / "checkpoints" / "step-000000200.safetensors")
+    assert state["progress"]["world_size"] == 1 and state["progress"]["device_type"] == "cuda"
+
+
+@needs_mnist
+def test_kill_and_resume_on_cuda_is_bit_identical(tmp_path):
+    common = [*SHORT, "--device", "cuda", "--set", "checkpoint.every_steps=100", "--set", "checkpoint.keep=10"]
+    straight = tmp_path / "straight"
+    assert cli("run", "mlp-mnist", *common, "--steps", "600", "--out", str(straight)).returncode == 0
+    killed = tmp_path / "killed"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVNETS_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "advnets", "run", "mlp-mnist", *common, "--steps", "600", "--out", str(killed)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while len(step_checkpoints(killed / "checkpoints")) < 2 and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert step_checkpoints(killed / "checkpoints"), "no checkpoint before the kill"
+    resumed = cli("run", "--resume", str(killed))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a, _ = load_checkpoint(straight / "checkpoints" / "step-000000600.safetensors")
+    b, _ = load_checkpoint(killed / "checkpoints" / "step-000000600.safetensors")
+    for part in ("generator", "discriminator", "g_optimizer", "d_optimizer", "generator_ema"):
+        left, right = dict(flatten(a.get(part))), dict(flatten(b.get(part)))
+        assert left and left.keys() == right.keys(), part
+        for key, value in left.items():
+            assert torch.equal(value, right[key]), part + key
+
+
+def flatten(tree, prefix=""):
+    if torch.is_tensor(tree):
+        yield prefix, tree
+    elif isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from flatten(value, f"{prefix}.{key}")
+    elif isinstance(tree, list):
+        for i, value in enumerate(tree):
+            yield from flatten(value, f"{prefix}.{i}")
