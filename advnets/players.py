@@ -96,7 +96,11 @@ class Player:
             for ema_buffer, buffer in zip(self.ema.buffers(), self.module.buffers()):
                 ema_buffer.copy_(buffer)
             return
-        torch._foreach_lerp_(self._ema_params, self.params, applied * weight)
+        if applied.device.type == "cpu":  # a tensor weight is read on the host: free on the CPU
+            torch._foreach_lerp_(self._ema_params, self.params, applied * weight)
+        else:  # on a GPU that read would be a sync: lerp towards theta, or towards itself (exactly a no-op)
+            targets = [torch.where(applied, p, q) for p, q in zip(self.params, self._ema_params)]
+            torch._foreach_lerp_(self._ema_params, targets, weight)
         for ema_buffer, buffer in zip(self.ema.buffers(), self.module.buffers()):
             ema_buffer.copy_(torch.where(applied, buffer, ema_buffer))
 

@@ -10,8 +10,9 @@ On one CUDA GPU, in a few minutes, it
 2. measures the arithmetic ceiling: float32 and bf16 matrix products, large and
    at each batch's layer shapes (the "matmul probe");
 3. times the trainer on the mlp-mnist-lecture preset at batches 32, 256, 1024
-   and 4096, set up as ``advnets run`` sets it up, and sets its FLOP rate (FLOPs
-   per step counted by torch's FlopCounterMode) against the probe's;
+   and 4096, set up as ``advnets run`` sets it up but without epoch-end work
+   (checkpoints, grids), and sets its FLOP rate (FLOPs per step counted by
+   torch's FlopCounterMode) against the probe's;
 4. times the lecture's schedule (100 epochs at batch 32: 187,500 steps) over a
    measured stretch of whole epochs, epoch-end work included, and extrapolates
    (said so in the JSON), or runs it whole with ``--full-schedule``;
@@ -46,6 +47,7 @@ from throughput import G_WIDTHS, D_WIDTHS, TrainerRun, find_mnist, flops_per_ste
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEDULE_EPOCHS, SCHEDULE_BATCH = 100, 32
+STEPS_ONLY = {"callbacks": {}, "checkpoint.every_epochs": 0, "checkpoint.every_steps": 10**9}
 
 
 def sync(device: torch.device) -> None:
@@ -147,7 +149,9 @@ def throughput(args) -> dict:
     rows = {}
     for batch in args.batches:
         for precision in ("32", "bf16") if batch == max(args.batches) else ("32",):
-            run = TrainerRun(batch, args.data_dir, args.device, precision=precision)
+            # The step's rate: no epoch-end work (at batch 4096 an epoch is 14 steps, and each
+            # epoch's checkpoint and grid would be timed as steps); the schedule below keeps it.
+            run = TrainerRun(batch, args.data_dir, args.device, precision=precision, settings=STEPS_ONLY)
             try:
                 run.trainer.fit(steps=5)  # warm-up: kernels chosen, optimiser states made
                 flops = flops_per_step(run.trainer)
