@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+
+import pytest
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +41,23 @@ def test_previous_trainer_benchmark_runs_both_trainers_interleaved(tmp_path, mni
     row = json.loads(out.read_text())["batches"]["32"]
     assert row["previous"]["median"] > 0 and row["current"]["median"] > 0
     assert row["current_over_previous"]["median"] > 0 and "current / previous" in result.stdout
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_every_part_at_toy_sizes_on_the_cpu(tmp_path, mnist_dir):
+    """benchmarks/gpu_check.py, the device check, with --device cpu --smoke: every part runs and reports."""
+    out = tmp_path / "gpu_check.json"
+    command = [sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--device", "cpu", "--smoke", "--data-dir",
+               str(mnist_dir), "--batches", "32", "--rounds", "1", "--seconds", "0.1", "--json", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    for name in ("gpu_tests", "probe", "throughput", "schedule", "graphed_hand_step"):
+        assert "error" not in report[name], (name, report[name].get("traceback"))
+    assert report["gpu_tests"]["skipped"] == report["gpu_tests"]["passed"] + report["gpu_tests"]["skipped"] > 0
+    assert report["probe"]["fp32_tflops"] > 0 and report["probe"]["layer_shapes_gflops"]["32"] > 0
+    row = report["throughput"]["32"]
+    assert row["samples_per_s"] > 0 and 20e6 < row["flops_per_step"] / 32 < 60e6
+    assert report["schedule"]["steps"] == 187_500 and report["schedule"]["extrapolated"]
+    assert report["graphed_hand_step"] == {"skipped": "CUDA graphs need a CUDA device", "seconds": report["graphed_hand_step"]["seconds"]}
+    assert report["summary"]["gpu_tests"].endswith("skipped")

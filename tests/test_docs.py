@@ -149,7 +149,7 @@ COMMANDS: dict[str, tuple] = {
     "advnets run mlp-mnist --nproc 4 --device cuda": ("cuda", SHORT),
     "torchrun --nproc-per-node 4 -m advnets run mlp-mnist --device cuda": ("cuda", SHORT),
     "torchrun --nnodes 2 --nproc-per-node 8 --node-rank 0 --rdzv-backend c10d --rdzv-endpoint node0:29500 --rdzv-id mnist-1 -m advnets run mlp-mnist --device cuda --out /shared/runs/mnist-1": ("elsewhere", "needs two machines with 8 GPUs; the same rendezvous on one machine is tested by tests/test_distributed.py"),
-    "python benchmarks/throughput.py --device cuda --batches 32,1024": ("cuda", []),
+    "python benchmarks/gpu_check.py": ("test", "tests/test_benchmarks.py runs it with --device cpu --smoke; on a GPU it takes about 5 minutes"),
     "advnets run mlp-mnist --device cuda --precision bf16 --steps 20000": ("cuda", SHORT),
     "advnets run mlp-mnist --device cuda --steps 20000": ("cuda", SHORT),
     "advnets run mlp-mnist --nproc 1 --device cuda --steps 2000": ("cuda", SHORT),
