@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 PARAMETER_SHAPED = frozenset(
     {"exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer", "square_avg", "grad_avg", "acc_delta", "sum", "prev", "step_size", "ax"}
 )
-MAX_SEED = 2**63
+END = 2**63  # counters and the seed are int64 values (the trainer keeps its counters in an int64 tensor)
 
 
 def validate_state(state: Mapping[str, Any], trainer: AdversarialTrainer) -> None:
@@ -63,21 +63,18 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _integer(progress: Mapping[str, Any], key: str, low: int, high: int | None = None, required: bool = True) -> None:
-    """progress[key] must be a whole number in [low, high)."""
+def _integer(progress: Mapping[str, Any], key: str, low: int, required: bool = True) -> None:
+    """progress[key] must be a whole number in [low, 2**63)."""
     if key not in progress and not required:
         return
     value = progress.get(key)
-    if not _is_int(value) or value < low or (high is not None and value >= high):
-        bound = f">= {low}" if high is None else f"in [{low}, {high})"
-        raise CheckpointError(f"progress.{key} must be a whole number {bound}, found {value!r}")
+    if not _is_int(value) or not low <= value < END:
+        raise CheckpointError(f"progress.{key} must be a whole number in [{low}, 2**63), found {value!r}")
 
 
 def _check_progress(progress: Mapping[str, Any], trainer: AdversarialTrainer) -> None:
-    for key in ("step", "epoch", "stats_steps", "skipped", "bad_run"):
+    for key in ("step", "epoch", "stats_steps", "skipped", "bad_run", "seed", "cursor"):
         _integer(progress, key, 0)
-    _integer(progress, "seed", 0, MAX_SEED)
-    _integer(progress, "cursor", 0)
     _integer(progress, "source_epoch", 0, required=False)
     _integer(progress, "trip_first", -1, required=False)
     step, cursor, batches = progress["step"], progress["cursor"], trainer.source.batches_per_epoch
