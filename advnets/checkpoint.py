@@ -36,6 +36,7 @@ SUFFIX = ".safetensors"
 NAME_PATTERN = re.compile(r"^step-(\d+)\.safetensors$")
 BEST_NAME = "best.safetensors"
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
+MAX_METADATA_DEPTH = 64  # a trainer's state nests about 6 deep; deeper is damage (or an attack on the decoder)
 
 
 # --- encoding a nested state into tensors + JSON --------------------------------
@@ -185,6 +186,8 @@ def _read_header(path: Path, file: BinaryIO, size: int) -> tuple[dict[str, Any],
         raise CheckpointError(f"{path}: file is truncated (header says {header_len} bytes, file has {size - 8})")
     try:
         header = json.loads(first + file.read(header_len - 1))
+    except RecursionError:
+        raise CheckpointError(f"{path}: not a safetensors file (header nested too deep)") from None
     except ValueError:
         raise CheckpointError(f"{path}: not a safetensors file (header is not JSON)") from None
     if not isinstance(header, dict):
@@ -225,9 +228,27 @@ def _advnets_metadata(path: Path, header: Mapping[str, Any]) -> dict[str, str]:
 
 def _decode_metadata(path: Path, raw_meta: Mapping[str, str]) -> dict[str, Any]:
     try:
-        return {key: json.loads(value) for key, value in raw_meta.items() if key != "format"}
+        metadata = {key: json.loads(value) for key, value in raw_meta.items() if key != "format"}
+        if _depth(metadata) > MAX_METADATA_DEPTH:
+            raise RecursionError
+        return metadata
+    except RecursionError:
+        raise CheckpointError(f"{path}: damaged checkpoint metadata (nested too deep)") from None
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: damaged checkpoint metadata ({type(exc).__name__}: {exc})") from None
+
+
+def _depth(tree: Any) -> int:
+    """How deeply lists and objects nest in ``tree`` (counted without recursion)."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > MAX_METADATA_DEPTH:
+                break
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def read_metadata(path: Path) -> dict[str, Any]:
@@ -257,6 +278,8 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     metadata = _decode_metadata(path, raw_meta)
     try:
         state = decode_state(metadata.pop("state"), tensors)
+    except RecursionError:
+        raise CheckpointError(f"{path}: damaged checkpoint metadata (the state is nested too deep)") from None
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: damaged checkpoint metadata ({type(exc).__name__}: {exc})") from None
     return state, metadata

@@ -42,6 +42,7 @@ from .objectives import Objective
 from .players import PlayerSpec
 from .registry import NAME_PATTERN, Registry
 from .trainer import AdversarialTrainer, Callback, generate
+from .validate import check_module_state
 
 CONFIG_NAME = "config.json"
 DEFAULT_RUNS_DIR = "runs"
@@ -292,7 +293,9 @@ def resume_run(
     trainer, checkpointer = build_trainer(registry, config, run_dir, extra_callbacks)
     try:
         trainer.load_state_dict(state)
-    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+    except CheckpointError as exc:  # its content, checked before anything was loaded
+        raise CheckpointError(f"{path}: {exc}") from None
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
         first = first_line(exc)
         raise CheckpointError(f"{path}: does not fit the model its config builds ({first})") from None
     notes: list[str] = []
@@ -337,7 +340,9 @@ def load_generator(registry: Registry, path: str | os.PathLike[str], use_average
     averaged = use_average and "generator_ema" in state
     try:
         generator = registry.build("generator", config["generator"].get("name"), **settings)
-        generator.load_state_dict(state["generator_ema" if averaged else "generator"])
+        key = "generator_ema" if averaged else "generator"
+        check_module_state(state.get(key), generator, key, what="generator")
+        generator.load_state_dict(state[key])
     except AdvnetsError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     except (RuntimeError, KeyError, TypeError, AttributeError) as exc:

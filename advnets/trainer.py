@@ -38,6 +38,7 @@ from .optim import OptimizerMaker, adam
 from .players import Player, Players, PlayerSpec, call, is_conditional
 from .schedules import SchedulerMaker, check_k_schedule, k_at
 from .sources import make_source
+from .validate import validate_state
 
 NOISE_KINDS = ("normal", "uniform")
 LR_SCHEDULES = ("constant", "linear", "cosine")
@@ -908,6 +909,7 @@ class AdversarialTrainer:
             raise ConfigError(
                 f"the checkpoint has the players {', '.join(saved_players)}; this run has {', '.join(self.players)}"
             )
+        validate_state(state, self)  # everything below reads only what this has checked
         for player in self.players.values():
             player.load_state_dict(state)
         scalers = state.get("scalers")

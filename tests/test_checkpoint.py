@@ -130,3 +130,21 @@ def test_newest_loadable_skips_broken_checkpoints_and_says_why(tmp_path):
     assert len(skipped) == 1 and checkpoint_name(30) in skipped[0] and "truncated" in skipped[0]
     with pytest.raises(CheckpointError, match="no loadable checkpoint"):
         newest_loadable(tmp_path / "nothing-here")
+
+
+@pytest.mark.parametrize("depth", [900, 100_000])
+def test_deeply_nested_metadata_gives_one_line_not_a_recursion_error(tmp_path, depth):
+    import safetensors.torch
+
+    nested = "[" * depth + "]" * depth
+    for name, metadata in (("state", {"format": "advnets.checkpoint/1", "state": nested}), ("config", {"format": "advnets.checkpoint/1", "state": "{}", "config": nested})):
+        path = tmp_path / f"{name}.safetensors"
+        path.write_bytes(safetensors.torch.save({"w": torch.ones(1)}, metadata=metadata))
+        with pytest.raises(CheckpointError, match="nested too deep|damaged checkpoint metadata") as info:
+            load_checkpoint(path)
+        assert str(path) in str(info.value) and "\n" not in str(info.value)
+    header = b'{"a":' + b"[" * depth + b"]" * depth + b"}"
+    raw = tmp_path / "header.safetensors"
+    raw.write_bytes(len(header).to_bytes(8, "little") + header)
+    with pytest.raises(CheckpointError, match=str(raw)):
+        load_checkpoint(raw)
