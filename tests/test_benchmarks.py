@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_throughput_benchmark_runs_and_reports(tmp_path, mnist_dir):
     out = tmp_path / "throughput.json"
     command = [sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--data-dir", str(mnist_dir), "--rounds", "1",

@@ -136,6 +136,7 @@ def test_the_reconstruction_grid_shows_each_test_image_beside_its_reconstruction
 # --- the preset through the command line ------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bigan_mnist_runs_through_the_cli_and_logs_the_probe(cli, tmp_path, mnist_dir):
     shim = tmp_path / "bigan_plugin.py"
     shim.write_text(SHIM)

@@ -116,6 +116,7 @@ def test_a_run_folder_without_checkpoints(tmp_path):
     assert result.exit_code == 2 and "no loadable checkpoint" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_plugin_file_from_outside_the_repository_is_listed_and_trains(tmp_path, cli):
     plugin = tmp_path / "elsewhere" / "my_losses.py"
     plugin.parent.mkdir()
@@ -137,6 +138,7 @@ def test_a_plugin_file_from_outside_the_repository_is_listed_and_trains(tmp_path
     assert records[-1]["step"] == 60 and records[-1]["event"] == "eval"
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_last_checkpoint(tmp_path, cli):
     out = tmp_path / "run"
     first = cli("run", "toy-gaussian", "--steps", "150", "--seed", "2", "--out", str(out), "--set", "checkpoint.every_steps=100", "--set", "callbacks={}")
@@ -155,9 +157,18 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, cli):
         assert torch.equal(value, state["generator"][key]), key
 
 
-def test_sample_writes_a_histogram_or_tensors_and_overwrites_only_with_force(tmp_path, cli):
-    out = tmp_path / "run"
-    assert cli("run", "toy-gaussian", "--steps", "30", "--out", str(out), "--set", "callbacks={}").returncode == 0
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory, cli):
+    """30 steps of toy-gaussian without its figure, through the CLI: its folder, and what the command printed."""
+    out = tmp_path_factory.mktemp("toy") / "run"
+    made = cli("run", "toy-gaussian", "--steps", "30", "--out", str(out), "--set", "callbacks={}")
+    assert made.returncode == 0, made.stderr
+    return out, made
+
+
+@pytest.mark.slow
+def test_sample_writes_a_histogram_or_tensors_and_overwrites_only_with_force(tmp_path, cli, toy_run):
+    out, _ = toy_run
     png = tmp_path / "hist.png"
     result = cli("sample", str(out), "--n", "500", "--out", str(png), "--seed", "0")
     assert result.returncode == 0, result.stderr
@@ -177,6 +188,7 @@ def test_sample_writes_a_histogram_or_tensors_and_overwrites_only_with_force(tmp
     assert bad.returncode == 2 and "use a .png or .safetensors" in bad.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_at_a_step_boundary_with_a_checkpoint(tmp_path, sig, code):
     out = tmp_path / "run"
@@ -271,6 +283,7 @@ def threads_plugin(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_threads_sets_torchs_threads_in_run_eval_and_sample(tmp_path, cli, threads_plugin):
     out = tmp_path / "run"
     run = cli(
@@ -291,6 +304,7 @@ def test_threads_sets_torchs_threads_in_run_eval_and_sample(tmp_path, cli, threa
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--threads" in bad.stderr, bad.stderr
 
 
+@pytest.mark.slow
 def test_threads_reach_every_worker_under_nproc(tmp_path, cli, threads_plugin):
     out = tmp_path / "run"
     run = cli(
@@ -306,9 +320,9 @@ def test_threads_reach_every_worker_under_nproc(tmp_path, cli, threads_plugin):
 # --- evaluation: shown while it runs, and skipped on request ---------------------------------
 
 
-def test_an_evaluation_says_what_it_computes(tmp_path, cli):
-    run = cli("run", "toy-gaussian", "--steps", "30", "--out", str(tmp_path / "run"), "--set", "callbacks={}")
-    assert run.returncode == 0, run.stderr
+@pytest.mark.slow
+def test_an_evaluation_says_what_it_computes(toy_run):
+    _, run = toy_run
     lines = run.stderr.splitlines()
     started = [i for i, line in enumerate(lines) if line.startswith("evaluating ")]
     assert [lines[i] for i in started] == [f"evaluating {m} at step 30 ..." for m in ("gaussian-w1", "gaussian-ks", "gaussian-js")]
@@ -316,6 +330,7 @@ def test_an_evaluation_says_what_it_computes(tmp_path, cli):
     assert "(one logging interval)" in run.stderr and "median of 1 " not in run.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "options, evaluations",
     [
@@ -436,6 +451,7 @@ def test_every_field_of_a_config_file_is_checked(tmp_path, monkeypatch, name, te
 # --- the MNIST download ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_failed_download_says_why(tmp_path, cli):
     closed = "http://127.0.0.1:9"  # nothing listens there: every mirror's download fails at once
     proxies = {"http_proxy": closed, "https_proxy": closed, "HTTP_PROXY": closed, "HTTPS_PROXY": closed, "no_proxy": ""}

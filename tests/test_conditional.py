@@ -150,12 +150,14 @@ def test_eval_of_a_conditional_run_gives_its_labels_to_the_metric(cgan_run, mnis
     assert 0 <= results["mnist_cond_acc"] <= 1 and "mnist_modes" in results
 
 
+@pytest.mark.slow
 def test_the_real_reference_row_scores_the_training_labels(mnist_dir):
     result = _cli("eval", "--real", "cgan-mnist", "--metric", "mnist-cond-acc", "--n", "2000", "--json", "--data-dir", str(mnist_dir))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["results"]["mnist_cond_acc"] > 0.99
 
 
+@pytest.mark.slow
 def test_label_and_cond_acc_on_an_unconditional_run_are_one_line_and_exit_2(tmp_path, mnist_dir):
     out = tmp_path / "toy"
     assert _cli("run", "toy-gaussian", "--steps", "5", "--out", str(out), "--set", "eval.metrics={}").returncode == 0

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from advnets.checkpoint import load_checkpoint, read_metadata, run_id_of, save_checkpoint, step_checkpoints
+from advnets.cli import app
 
 HERE = Path(__file__).resolve().parent
 # toy-gaussian with a checkpoint every 50 steps, the newest 2 kept, no evaluations.
@@ -88,12 +90,18 @@ def ckpt(run: Path, step: int) -> Path:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
-    """Run A to step 100, run B (another seed) to step 150, and A's straight run to step 200."""
+    """Run A to step 100, run B (another seed) to step 150, and A's straight run to step 200.
+
+    Made in this process, which spares three process start-ups; every command a test checks runs
+    in a subprocess, and what run A's copies resume to must equal the straight run bit for bit.
+    """
     root = tmp_path_factory.mktemp("runs")
     made = {"a": (7, 100), "b": (8, 150), "straight": (7, 200)}
+    no_advnets_variables = {k: None for k in os.environ if k.startswith("ADVNETS_")}
     for name, (seed, steps) in made.items():
-        result = advnets("run", *RUN, "--seed", seed, "--steps", steps, "--out", root / name)
-        assert result.returncode == 0, result.stderr
+        args = ["run", *RUN, "--seed", str(seed), "--steps", str(steps), "--out", str(root / name)]
+        result = CliRunner().invoke(app, args, env=no_advnets_variables)
+        assert result.exit_code == 0, result.output
     return {name: root / name for name in made}
 
 
@@ -106,6 +114,7 @@ def copy_run(source: Path, target: Path) -> Path:
 # --- 1. resume with damaged or foreign checkpoints keeps every good one -------------
 
 
+@pytest.mark.slow
 def test_resume_never_adopts_or_deletes_for_damaged_or_foreign_checkpoints(runs, tmp_path):
     run = copy_run(runs["a"], tmp_path / "a")
     own_id = json.loads((run / "config.json").read_text())["run_id"]
@@ -133,6 +142,7 @@ def test_resume_never_adopts_or_deletes_for_damaged_or_foreign_checkpoints(runs,
     assert_same_weights(ckpt(run, 200), ckpt(runs["straight"], 200))
 
 
+@pytest.mark.slow
 def test_pruning_keeps_another_runs_older_checkpoint_and_a_damaged_one(runs, tmp_path):
     run = copy_run(runs["a"], tmp_path / "a")
     foreign, damaged = ckpt(run, 10), ckpt(run, 20)
@@ -145,6 +155,7 @@ def test_pruning_keeps_another_runs_older_checkpoint_and_a_damaged_one(runs, tmp
     assert damaged.read_bytes() == b"\x00" * 64 and foreign.read_bytes() == ckpt(runs["b"], 150).read_bytes()
 
 
+@pytest.mark.slow
 def test_a_run_folder_whose_config_lost_its_id_takes_no_foreign_checkpoint(runs, tmp_path):
     """A run from before run ids: it resumes, and a checkpoint that has an id is another run's."""
     run = copy_run(runs["a"], tmp_path / "a")
@@ -187,6 +198,7 @@ def plugin_source(name="quitter", at_import="", in_hook="pass", factory="HingeLo
     return QUITTER.format(name=name, at_import=at_import, in_hook=in_hook, factory=factory)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "source, message",
     [
@@ -225,6 +237,7 @@ def install_distribution(folder: Path, modules: dict[str, str]) -> None:
     (info / "entry_points.txt").write_text("[advnets]\n" + "".join(f"{m.replace('_', '-')} = {m}\n" for m in modules))
 
 
+@pytest.mark.slow
 def test_installed_plugins_that_exit_or_take_a_builtin_name_are_reported_and_left_out(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
@@ -259,6 +272,7 @@ def test_installed_plugins_that_exit_or_take_a_builtin_name_are_reported_and_lef
 # --- 3. files that are not files ----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_fifo_a_device_and_a_huge_sparse_file_are_refused_at_once(runs, tmp_path):
     run = copy_run(runs["a"], tmp_path / "a")
     fifo = tmp_path / "pipe.safetensors"
@@ -278,6 +292,7 @@ def test_a_fifo_a_device_and_a_huge_sparse_file_are_refused_at_once(runs, tmp_pa
     assert not (tmp_path / "s.png").exists()
 
 
+@pytest.mark.slow
 def test_resume_and_sample_pass_over_odd_files_with_a_checkpoints_name(runs, tmp_path):
     run = copy_run(runs["a"], tmp_path / "a")
     os.mkfifo(ckpt(run, 400))
@@ -299,6 +314,7 @@ def test_resume_and_sample_pass_over_odd_files_with_a_checkpoints_name(runs, tmp
 # --- 4. one owner per run folder -----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_live_runs_folder_cannot_be_claimed_by_a_second_process(tmp_path):
     out = tmp_path / "run"
     first = subprocess.Popen([sys.executable, "-m", "advnets", "run", *RUN, "--epochs", "1000", "--out", str(out)], env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -322,6 +338,7 @@ def test_a_live_runs_folder_cannot_be_claimed_by_a_second_process(tmp_path):
     assert "resuming" in resumed.stderr
 
 
+@pytest.mark.slow
 def test_two_runs_started_together_on_one_folder_leave_one_owner(tmp_path):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "advnets", "run", *RUN, "--steps", "100", "--out", str(out)]
@@ -337,6 +354,7 @@ def test_two_runs_started_together_on_one_folder_leave_one_owner(tmp_path):
 # --- 5. a write that fails ends the run cleanly ----------------------------------------
 
 
+@pytest.mark.slow
 def test_a_failed_metrics_write_stops_with_a_final_checkpoint_and_exit_1(runs, tmp_path):
     run = copy_run(runs["a"], tmp_path / "a")
     (run / "metrics.jsonl").unlink()
@@ -368,6 +386,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.mark.slow
 def test_a_full_disk_keeps_the_last_good_checkpoint_and_exits_1(runs, small_disk):
     out = small_disk / "run"
     stopped = advnets("run", *RUN, "--seed", "7", "--steps", "200", "--out", out)
@@ -389,6 +408,7 @@ def test_a_full_disk_keeps_the_last_good_checkpoint_and_exits_1(runs, small_disk
 # --- 6. a config file cannot choose where files go ---------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["../../escaped", "/tmp/advnets-escaped", "toy-gaussian/../../x", "no-such-preset", 7, "[/bold]"])
 def test_a_config_files_preset_never_chooses_the_run_folder(runs, tmp_path, preset):
     config = json.loads((runs["a"] / "config.json").read_text())

@@ -38,6 +38,7 @@ def weights(path: Path) -> dict:
     return {**{f"g.{k}": v for k, v in state["generator"].items()}, **{f"d.{k}": v for k, v in state["discriminator"].items()}}
 
 
+@pytest.mark.slow
 def test_two_ranks_end_with_identical_parameters(tmp_path):
     out = tmp_path / "run"
     result = torchrun("run", *TOY, "--steps", "80", "--out", str(out), "--plugin", str(DUMP), "--set", "callbacks.dump-weights={}")
@@ -54,6 +55,7 @@ def test_two_ranks_end_with_identical_parameters(tmp_path):
     assert result.stderr.count("run folder") == 1
 
 
+@pytest.mark.slow
 def test_two_ranks_of_batch_b_match_one_process_of_batch_2b(tmp_path):
     """Same data order, same noise (each rank takes its slice of the global batch's), averaged gradients."""
     sgd = ["--set", "g_optimizer=sgd", "--set", "d_optimizer=sgd", "--set", "g_optimizer.lr=0.01", "--set", "d_optimizer.lr=0.01"]
@@ -70,6 +72,7 @@ def test_two_ranks_of_batch_b_match_one_process_of_batch_2b(tmp_path):
     assert record_two["d_loss"] == pytest.approx(record_one["d_loss"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_checkpoint_and_resume_under_ddp(tmp_path):
     common = ["--set", "checkpoint.every_steps=20", "--set", "checkpoint.every_epochs=0"]
     straight = torchrun("run", *TOY, *common, "--steps", "60", "--out", str(tmp_path / "straight"))
@@ -94,6 +97,7 @@ def test_a_dying_rank_stops_the_job_instead_of_hanging(tmp_path):
     assert "exitcode  : -9" in result.stderr or "Signal 9" in result.stderr or "SIGKILL" in result.stderr, result.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_nproc_launches_torchrun_for_this_machine(tmp_path):
     result = single("run", *TOY, "--nproc", "2", "--steps", "20", "--out", str(tmp_path / "run"))
     assert result.returncode == 0, result.stderr

@@ -74,7 +74,7 @@ def test_the_public_names_table_lists_exactly_the_exports():
     assert listed == set(advnets.__all__)
 
 
-@pytest.mark.parametrize("index", [0, 1])
+@pytest.mark.parametrize("index", [pytest.param(0, marks=pytest.mark.slow), 1])
 def test_the_python_examples_run_as_written(tmp_path, monkeypatch, index):
     monkeypatch.chdir(tmp_path)
     code = code_blocks(DOCS / "python.md", "python")[index]
@@ -90,8 +90,9 @@ def test_the_python_examples_run_as_written(tmp_path, monkeypatch, index):
 # --- every command in the docs is run ------------------------------------------------------
 
 # appended to long training commands: the same command, stopped early, its closing evaluation on fewer samples
-SHORT = ["--steps", "20", "--set", "eval.n_samples=2000"]
-FEWER = ["--n", "2000"]  # appended to evaluations: the same metrics on fewer samples
+SHORT = ["--steps", "20", "--set", "eval.n_samples=500"]
+FEWER = ["--n", "500"]  # appended to evaluations: the same metrics on fewer samples
+BF16 = ["--steps", "3", "--set", "eval.n_samples=500"]  # SHORT for bf16, which trains at ~120 samples/s on a CPU without bf16 units
 RUN_DIR = "runs/mlp-mnist-20261130-101500"  # the example run folder the README's tour refers to
 # How each command of README.md and docs/*.md is exercised: run here as written ("run"), run
 # with arguments that only shorten it ("run", extra), run by another test ("test", where),
@@ -99,13 +100,14 @@ RUN_DIR = "runs/mlp-mnist-20261130-101500"  # the example run folder the README'
 # runnable on one machine ("elsewhere", why).
 COMMANDS: dict[str, tuple] = {
     "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest": ("test", ".ci/run runs it word for word"),
+    '.venv/bin/python -m pytest -m "not slow"': ("test", "the part of the suite not marked slow; .ci/run runs the whole suite"),
     "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/advnets run mlp-mnist": ("test", "its set-up is the test command's; the run is `advnets run mlp-mnist` below"),
     "advnets list components": ("run", []),
     "advnets list components --kind preset": ("run", []),
     "advnets list plugins": ("run", []),
     "advnets info loss wasserstein": ("run", []),
-    "advnets run toy-gaussian": ("run", []),
-    "advnets run mlp-mnist --epochs 1": ("run", SHORT),
+    "advnets run toy-gaussian": ("run", SHORT),  # shortened: tests/test_gaussian.py trains the whole preset
+    "advnets run mlp-mnist --epochs 1": ("test", "the example_run fixture below runs it, shortened, to make the tour's run folder"),
     "advnets run mlp-mnist --set loss=hinge --set trainer.k=2 --set g_optimizer.lr=2e-4": ("run", SHORT),
     f"advnets run {RUN_DIR}/config.json": ("run", SHORT),
     f"advnets run --resume {RUN_DIR} --epochs 5": ("run", ["--steps", "30"]),
@@ -127,7 +129,7 @@ COMMANDS: dict[str, tuple] = {
     "advnets eval runs/lecture": ("run", FEWER),
     f"advnets plot {RUN_DIR}": ("run", []),
     "advnets run toy-gaussian --nproc 2": ("run", SHORT),
-    "advnets run mlp-mnist --precision bf16 --logger tensorboard": ("run", SHORT),
+    "advnets run mlp-mnist --precision bf16 --logger tensorboard": ("run", BF16),
     "advnets config mlp-mnist --set trainer.k=2": ("run", []),
     "python benchmarks/startup.py": ("run", ["--repeats", "1", "--json", "startup.json"]),
     "advnets list components --kind loss --plugin ~/my_loss.py": ("run", []),
@@ -189,25 +191,38 @@ def shell(command: str, extra: list[str], cwd: Path, home: Path, mnist: Path) ->
 
 @pytest.fixture(scope="module")
 def tour(tmp_path_factory, mnist_dir):
-    """A folder to run the docs' commands in: the README's plugin in ~, and the example run folder."""
+    """A folder to run the docs' commands in, with the README's plugin in ~."""
     home = tmp_path_factory.mktemp("home")
     plugin = next(b for b in code_blocks(REPO / "README.md", "python") if "register_components" in b)
     (home / "my_loss.py").write_text(plugin)
     (home / "one_hot.py").write_text(code_blocks(DOCS / "conditional.md", "python")[0])  # docs/conditional.md's plugin
     cwd = tmp_path_factory.mktemp("cwd")
-    made = shell(f"advnets run mlp-mnist --out {RUN_DIR}", SHORT, cwd, home, mnist_dir)
-    assert made.returncode == 0, made.stderr
     return cwd, home, mnist_dir
 
 
+@pytest.fixture(scope="module")
+def example_run(tour):
+    """The run folder the README's tour refers to, made by the tour's own `advnets run mlp-mnist --epochs 1`."""
+    cwd, home, mnist = tour
+    made = shell(f"advnets run mlp-mnist --epochs 1 --out {RUN_DIR}", SHORT, cwd, home, mnist)
+    assert made.returncode == 0, made.stderr
+    return cwd / RUN_DIR
+
+
 RUNNABLE = [c for c, (how, *_) in COMMANDS.items() if how in ("run", "cuda")]
+# the commands that neither train nor evaluate nor launch anything: the fast loop (-m "not slow") runs these
+QUICK = ("advnets list ", "advnets info ", "advnets config ")
 
 
-@pytest.mark.parametrize("command", RUNNABLE)
-def test_documented_command(command, tour):
+@pytest.mark.parametrize(
+    "command", [c if c.startswith(QUICK) and COMMANDS[c][0] == "run" else pytest.param(c, marks=pytest.mark.slow) for c in RUNNABLE]
+)
+def test_documented_command(command, tour, request):
     import torch
 
     cwd, home, mnist = tour
+    if RUN_DIR in command:
+        request.getfixturevalue("example_run")
     how, extra = COMMANDS[command]
     result = shell(command, extra, cwd, home, mnist)
     if how == "cuda" and not torch.cuda.is_available():

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a fresh virtual environment, pip install and uninstall, a training run
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "plugins" / "examples" / "advnets-dcgan"
 
 

@@ -82,6 +82,7 @@ def test_histogram_js_known_answers():
     assert histogram_js(far, MU, SIGMA) < math.log(2)
 
 
+@pytest.mark.slow
 def test_toy_gaussian_learns_the_target_and_draws_figure_1(registry, tmp_path):
     """The full toy-gaussian preset (40 epochs, about 10 s): W1 to N(4, 0.5^2) falls from ~4 to under 0.15."""
     config = resolve(registry, preset="toy-gaussian", overrides=[(("seed",), 0)])

@@ -19,6 +19,7 @@ from advnets_mnist.idx import LABELS_MAGIC, read_idx
 from advnets_mnist.metrics import MnistModes, digit_histogram, frechet_distance, inception_score
 
 
+@pytest.mark.slow
 def test_the_classifier_scores_at_least_99_percent_on_the_real_test_set(mnist_dir):
     model = load_classifier()  # checks the file's SHA-256 first
     data = mnist(str(mnist_dir), download=False)
@@ -88,6 +89,7 @@ def reference_row(mnist_dir):
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_real_images_score_as_real_images(reference_row):
     """The reference row: 10,000 real training images against the test set."""
     results = reference_row["results"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import string
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -63,6 +64,7 @@ def test_a_resolved_config_resolves_to_itself(registry, overrides):
     assert resolve(registry, base=json.loads(json.dumps(config))) == config
 
 
+@pytest.mark.slow
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(override_sets)
 def test_config_json_to_a_run_gives_the_same_config_json(registry, tmp_path_factory, overrides):

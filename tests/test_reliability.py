@@ -69,6 +69,7 @@ def assert_same_training_state(a: dict, b: dict) -> None:
     assert a["progress"] == b["progress"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "failpoint, killed_after",
     [
@@ -102,6 +103,7 @@ def test_sigkill_then_resume_gives_bit_identical_weights(tmp_path, uninterrupted
     assert_same_training_state(final_state(out), uninterrupted)
 
 
+@pytest.mark.slow
 def test_sigkill_at_a_random_moment_then_resume(tmp_path, uninterrupted):
     out = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-m", "advnets", "run", *RUN, "--steps", str(TOTAL), "--out", str(out)], env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -190,6 +192,7 @@ def test_too_many_bad_steps_in_a_row_stop_the_run_with_the_weights_from_before(t
             assert torch.equal(a, b), part + key
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_stops_at_once_without_damage(tmp_path):
     out = tmp_path / "run"
     process = subprocess.Popen(

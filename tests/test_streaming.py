@@ -121,6 +121,9 @@ def test_an_image_folder_reads_the_pixels_and_labels_it_was_written_with(digit_f
     assert memory.train_labels.shape == (600,) and memory.test_labels.shape == (100,)
 
 
+# slow: its two sources are dropped mid-epoch, and torch's DataLoader then waits 5 s for each of
+# their 4 worker processes to stop (about 20 s, charged to whichever later test collects them)
+@pytest.mark.slow
 def test_streamed_batches_follow_the_order_and_resume_where_they_stopped(digit_folder):
     data = image_folder(str(digit_folder), workers=2)
     straight = StreamSource(data, 32, torch.device("cpu"), seed=9)
