@@ -287,16 +287,19 @@ def run(
     _use_threads(threads)
     from . import distributed
 
+    options = {
+        "epochs": epochs, "steps": steps, "device": device, "seed": seed, "precision": precision,
+        "data_dir": data_dir, "logger": logger, "no_eval": no_eval,
+    }
     if nproc is not None and not distributed.launched():
+        if nproc < 1:
+            raise ConfigError(f"--nproc must be >= 1, got {nproc}")
+        _run(preset, set_, options, out, resume, plugin, check_world_size=nproc)  # bad input: one line, before torchrun
         if threads is not None:  # torchrun would set 1 per worker; each worker also gets --threads
             os.environ["OMP_NUM_THREADS"] = str(threads)
         raise typer.Exit(distributed.launch_local(nproc, distributed.without_option(sys.argv[1:], "--nproc")))
     if distributed.launched():
         distributed.init_from_env()
-    options = {
-        "epochs": epochs, "steps": steps, "device": device, "seed": seed, "precision": precision,
-        "data_dir": data_dir, "logger": logger, "no_eval": no_eval,
-    }
     try:
         _run(preset, set_, options, out, resume, plugin)
     except typer.Exit as stop:
@@ -347,10 +350,11 @@ def _resolve(registry: Any, preset: str, overrides: list, draw_seed: bool = True
     return resolve(registry, preset=preset, overrides=overrides, draw_seed=draw_seed)
 
 
-def _run(preset, set_, options, out, resume, plugin) -> None:
+def _run(preset, set_, options, out, resume, plugin, check_world_size: int | None = None) -> None:
+    """Start or resume the run; with ``check_world_size``, only check it for a job of that many processes."""
     from . import distributed
     from .console import ProgressDisplay, summary_table
-    from .runs import resume_run, start_run
+    from .runs import check_start, resume_run, start_run
 
     source = resume if resume is not None else Path(preset) if preset is not None and Path(preset).is_file() else None
     plugins = _plugins(plugin, source)
@@ -368,7 +372,10 @@ def _run(preset, set_, options, out, resume, plugin) -> None:
             overrides=_overrides(set_, options),
             plugin_files=_file_plugins(plugins),
             extra_callbacks=[display],
+            check_world_size=check_world_size,
         )
+        if session is None:
+            return
         for note in session.skipped:
             say(note)
         say(f"resuming {resume} from {session.resumed_from.name} (step {session.trainer.step})")
@@ -381,6 +388,9 @@ def _run(preset, set_, options, out, resume, plugin) -> None:
             raise ConfigError("name a preset (advnets list components --kind preset) or a config file, or --resume a run")
         config = _resolve(registry, preset, _overrides(set_, options))
         config["plugin_files"] = _file_plugins(plugins)
+        if check_world_size is not None:
+            check_start(registry, config, out)
+            return
         session = start_run(registry, config, out, extra_callbacks=[display])
     trainer = session.trainer
     processes = f" x {trainer.world_size} processes" if trainer.world_size > 1 else ""

@@ -42,7 +42,7 @@ from .objectives import Objective
 from .players import PlayerSpec
 from .registry import NAME_PATTERN, Registry
 from .trainer import AdversarialTrainer, Callback, generate
-from .validate import check_module_state
+from .validate import check_module_state, validate_state
 
 CONFIG_NAME = "config.json"
 DEFAULT_RUNS_DIR = "runs"
@@ -231,6 +231,27 @@ def start_run(
     return Run(config, run_dir, trainer, checkpointer)
 
 
+def check_start(registry: Registry, config: dict[str, Any], out: str | os.PathLike[str] | None) -> None:
+    """Everything :func:`start_run` checks, for a job torchrun is about to start: nothing is written."""
+    new_run_dir(out, folder_prefix(registry, config.get("preset")))
+    build_trainer(registry, {**config, "run_id": uuid.uuid4().hex}, Path(os.devnull))
+
+
+def _check_state(path: Path, state: dict[str, Any], trainer: AdversarialTrainer, world_size: int) -> None:
+    """What ``load_state_dict`` checks before it loads, for ``world_size`` processes."""
+    progress = state.get("progress")
+    saved = progress.get("world_size", 1) if isinstance(progress, dict) else 1
+    if saved != world_size:
+        raise CheckpointError(
+            f"{path}: the checkpoint was trained by {saved} process(es); resume it with the same number "
+            f"(--nproc {saved}), not {world_size}"
+        )
+    try:
+        validate_state(state, trainer)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+
+
 def recorded_run_id(run_dir: Path) -> tuple[Any, list[str]]:
     """The run id that ``run_dir/config.json`` records (None for a run from before ids), and notes.
 
@@ -259,7 +280,8 @@ def resume_run(
     overrides: Iterable[tuple[tuple[str, ...], Any]] = (),
     plugin_files: list[dict[str, str]] | None = None,
     extra_callbacks: Iterable[Callback] = (),
-) -> Run:
+    check_world_size: int | None = None,
+) -> Run | None:
     """Continue a run from its newest checkpoint that loads (of ``preset``, if given).
 
     ``steps``/``epochs`` extend it; ``device`` and ``data_dir`` may change, as they
@@ -269,12 +291,18 @@ def resume_run(
     (:data:`RESUMABLE`); each change is recorded, with the step, in ``changes``.
     ``plugin_files``: the plugin files loaded for this resume, recorded in place of the old
     record (a file found at a new place is recorded there).
+
+    ``check_world_size=N``: only check that a job of N processes could resume it (before
+    torchrun starts them): everything is read, built and checked, nothing is locked or
+    written, and None is returned.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"{run_dir}: no such run folder")
     main = distributed.is_main()
-    if main:
+    if check_world_size is not None:
+        runlock.check_free(run_dir)
+    elif main:
         runlock.claim_existing(run_dir)  # a live run's folder: refused before anything is read
     run_id, unrecorded = recorded_run_id(run_dir)
     path, state, metadata, unusable = newest_of_run(run_dir / "checkpoints", run_id)
@@ -304,6 +332,9 @@ def resume_run(
     if plugin_files is not None:
         config["plugin_files"] = plugin_files
     trainer, checkpointer = build_trainer(registry, config, run_dir, extra_callbacks)
+    if check_world_size is not None:
+        _check_state(path, state, trainer, check_world_size)
+        return None
     try:
         trainer.load_state_dict(state)
     except CheckpointError as exc:  # its content, checked before anything was loaded
