@@ -627,6 +627,10 @@ def sample(
     dev = resolve_device(device)
     generator = loaded.generator.to(dev)
     data_info = loaded.metadata.get("data", {})
+    if not (nearest or interpolate):
+        from .samples import check_sample_out
+
+        check_sample_out(out, data_info, n)
     labels = _sample_labels(generator, label, n, nrow)
     if labels is not None and interpolate:
         raise ConfigError("--interpolate draws unconditional paths; it does not take a conditional run yet")

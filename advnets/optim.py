@@ -38,6 +38,10 @@ def _maker(name: str, cls: type[torch.optim.Optimizer], impl: str, **settings: o
     has_fused = "fused" in inspect.signature(cls).parameters
     if impl == "fused" and not has_fused:
         raise ConfigError(f"{name}: torch has no fused {cls.__name__}; use impl=foreach")
+    try:  # a dry build on one parameter: torch's own checks (eps < 0, a beta of 1) as one line, now
+        cls([torch.nn.Parameter(torch.zeros(1))], **settings)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{name}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
 
     def make(params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
         params = list(params)

@@ -177,8 +177,10 @@ def load_plugins(
         attach(ep.name, module, info, False)
 
     for path in plugin_file_paths(plugin_files, environ):
+        if path.is_dir():
+            raise PluginError(f"plugin file {path} is a folder; --plugin and ADVNETS_PLUGINS take Python files")
         if not path.is_file():
-            raise PluginError(f"plugin file {path} does not exist")
+            raise PluginError(f"plugin file {path} does not exist" if not path.exists() else f"plugin file {path} is not a regular file")
         name = path.stem
         if manager.has_plugin(name) or any(i.name == name for i in infos):
             name = str(path)

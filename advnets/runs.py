@@ -342,6 +342,13 @@ def resume_run(
     except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
         first = first_line(exc)
         raise CheckpointError(f"{path}: does not fit the model its config builds ({first})") from None
+    target = trainer.steps_for(steps=config["trainer"]["steps"], epochs=config["trainer"]["epochs"])
+    if target < trainer.step:
+        length = f"--steps {config['trainer']['steps']}" if config["trainer"]["steps"] is not None else f"--epochs {config['trainer']['epochs']}"
+        raise ConfigError(
+            f"{run_dir} is at step {trainer.step} already; {length} ends at step {target}, before it: "
+            "give a later target (a run never trains backwards)"
+        )
     for player, (old, new) in _learning_rate_changes(changed).items():
         trainer.change_learning_rate(player, old, new)
     if changed:

@@ -7,6 +7,9 @@ along straight lines in z-space, to show the space is smooth).
 
 from __future__ import annotations
 
+import math
+import os
+
 import secrets
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,29 @@ from .trainer import draw_noise, eval_mode, latent_dim_of
 
 PAIR_GAP = 6
 """White pixels between the pairs of a nearest-neighbour figure (2 black ones inside a pair)."""
+
+
+MAX_GRID_IMAGES = 10_000
+"""The most images ``advnets sample`` puts in one PNG grid (more is not a picture; use .safetensors)."""
+
+
+def check_sample_out(out: Path, data_info: dict[str, Any], n: int) -> None:
+    """Before anything is drawn: ``out`` can be written, names a format that fits, and ``n`` samples fit in memory."""
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise ConfigError(f"cannot write {out}: folder {out.parent} does not exist")
+    suffix = out.suffix.lower()
+    if suffix not in (".png", ".safetensors"):
+        raise ConfigError(f"cannot write {out}: use a .png or .safetensors file name")
+    shape = tuple(data_info.get("shape") or ())
+    if suffix == ".png" and len(shape) == 3 and n > MAX_GRID_IMAGES:
+        raise ConfigError(f"--n {n:,}: a grid of more than {MAX_GRID_IMAGES:,} images is no picture; write them to a .safetensors file")
+    need = n * math.prod(shape or (1,)) * 4
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
+    if total and 2 * need > total // 2:  # the chunks and their concatenation: twice the samples, in half the memory
+        raise ConfigError(
+            f"--n {n:,}: the samples alone take {need / 2**30:,.1f} GiB and this machine has {total / 2**30:,.1f} GiB; draw fewer"
+        )
 
 
 def write_samples(samples: Tensor, data_info: dict[str, Any], out: Path, nrow: int = 8) -> None:

@@ -62,6 +62,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         resolved = torch.device(device)
     except RuntimeError:
         raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if resolved.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device {device!r} cannot train or sample; use auto, cpu, cuda, cuda:N or mps")
+    if resolved.type == "cuda" and resolved.index is not None and torch.cuda.is_available():
+        if resolved.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r} asked for, but this machine has {torch.cuda.device_count()} CUDA device(s)")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} asked for, but CUDA is not available here")
     if resolved.type == "mps" and not torch.backends.mps.is_available():
