@@ -36,7 +36,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import distributed
 from .errors import ConfigError, close_matches, first_line
 from .registry import Component, Registry, check_value, type_name
 
@@ -415,6 +414,8 @@ def resolve(
         config["seed"] = secrets.randbits(31)
     if config["run_id"] is not None and not (isinstance(config["run_id"], str) and RUN_ID_PATTERN.match(config["run_id"])):
         raise ConfigError(f"run_id must be 32 hexadecimal digits, got {json.dumps(config['run_id'])[:60]}")
+    from . import distributed  # imports torch: listing components imports this module (presets) and must not
+
     config["distributed"] = distributed.describe(config["trainer"]["batch_size"])  # this job's shape
     return config
 

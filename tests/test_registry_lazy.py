@@ -4,12 +4,71 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import subprocess
 import sys
 import textwrap
 
 import pytest
 
 from advnets import Component, ConfigError, PluginError, Registry
+from advnets.builtins import BUILTINS
+
+# --- the first-party components ------------------------------------------------------------
+
+
+def _in_fresh_process(code: str) -> subprocess.CompletedProcess:
+    script = code + "\nimport sys\nprint('torch' in sys.modules)"
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["list", "components"], ["list", "components", "--json"], ["info", "loss", "hinge"], ["info", "preset", "mlp-mnist"],
+     ["info", "generator", "mlp"], ["list", "plugins"]],
+)
+def test_listing_and_info_do_not_import_torch(args):
+    code = (
+        "from advnets.cli import app\n"
+        f"code = app({args!r}, prog_name='advnets', standalone_mode=False)\n"
+        "assert code in (None, 0), code\n"
+        "from advnets.plugins import load_plugins\n"
+        "plugins = load_plugins()\n"
+        "assert not plugins.errors, [(i.name, i.error) for i in plugins.errors]\n"
+        "assert {'advnets', 'mnist', 'gaussian', 'bigan'} <= {i.name for i in plugins.infos}"
+    )
+    result = _in_fresh_process(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "False", f"advnets {' '.join(args)} imported torch"
+
+
+def test_first_party_components_are_registered_lazily(registry):
+    first_party = [c for c in registry.components() if c.plugin in ("advnets", "mnist", "gaussian", "bigan")]
+    assert len(first_party) > 40
+    eager = [c.key for c in first_party if c.kind != "preset" and not c.lazy]
+    assert eager == [], "these import their module (and torch) whenever plugins load"
+
+
+def test_lazy_metadata_matches_the_real_factory(registry):
+    """What listing reads from the source is what the imported factory says: the two cannot drift apart."""
+    lazy = [c for c in registry.components() if c.lazy]
+    assert lazy
+    for component in lazy:
+        real = Component(kind=component.kind, name=component.name, factory=component.load())
+        assert component.defaults == real.defaults, component.key
+        assert component.summary == real.summary, component.key
+
+
+@pytest.mark.parametrize("kind, module, table", [
+    ("loss", "advnets.losses", "BUILTIN_LOSSES"),
+    ("objective", "advnets.objectives", "BUILTIN_OBJECTIVES"),
+    ("lr-scheduler", "advnets.schedules", "BUILTIN_LR_SCHEDULERS"),
+    ("optimizer", "advnets.optim", "BUILTIN_OPTIMIZERS"),
+    ("logger", "advnets.loggers", "BUILTIN_LOGGERS"),
+])
+def test_the_core_registers_every_entry_of_its_tables(kind, module, table):
+    entries = getattr(importlib.import_module(module), table)
+    assert BUILTINS[kind] == {name: f"{f.__module__}:{f.__name__}" for name, f in entries.items()}
+
 
 # --- lazy factories in general ---------------------------------------------------------------
 
