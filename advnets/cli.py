@@ -140,13 +140,59 @@ def _cpu_threads(device: Any) -> str:
     return f", {n} thread{'s' if n > 1 else ''}"
 
 
-def _plugins(files: list[Path] | None):
-    from .plugins import load_plugins
+def _plugins(files: list[Path] | None, source: Path | None = None):
+    """Load the plugins: the installed ones, ``--plugin`` files, and the files ``source`` records.
 
-    plugins = load_plugins(files or ())
+    ``source`` (a run folder, a checkpoint or a config file) may record the plugin files its run
+    used (config.json's ``plugin_files``); they load again without ``--plugin`` (see
+    :mod:`advnets.provenance`).
+    """
+    from .plugins import load_plugins, plugin_file_paths
+    from .provenance import files_to_load
+
+    extra: list[Path] = []
+    if source is not None:
+        recorded, where = _recorded_plugin_files(Path(source))
+        if recorded:
+            extra, notes = files_to_load(recorded, plugin_file_paths(files or (), os.environ), where)
+            for note in notes:
+                err_console.print(f"advnets: {note}", markup=False, highlight=False)
+    plugins = load_plugins([*(files or ()), *extra])
     for info in plugins.errors:
         err_console.print(f"advnets: warning: plugin {info.name!r} not loaded: {info.error}")
     return plugins
+
+
+def _recorded_plugin_files(source: Path) -> tuple[list[dict[str, str]], str]:
+    """The plugin files a run folder, checkpoint or config file records, and what to call it.
+
+    Only regular files are read; an unreadable record is left for the command's own checks.
+    """
+    from .checkpoint import read_metadata
+    from .config import is_config_file, load_config_file
+    from .provenance import recorded_in
+
+    try:
+        if source.is_dir():
+            path = source / "config.json"
+            config = load_config_file(path) if path.is_file() else None
+            where = str(source)
+        elif source.is_file() and is_config_file(str(source)):
+            config, where = load_config_file(source), str(source)
+        elif source.is_file():
+            config, where = read_metadata(source).get("config"), str(source)
+        else:
+            return [], str(source)
+    except AdvnetsError:
+        return [], str(source)
+    return recorded_in(config, where), where
+
+
+def _file_plugins(plugins: Any) -> list[dict[str, str]]:
+    """Records (path, sha256) of the plugin files that loaded: what a new run's config.json keeps."""
+    from .provenance import records_of
+
+    return records_of(Path(info.location) for info in plugins.infos if info.source == "file" and not info.error)
 
 
 def _version(value: bool) -> None:
@@ -226,7 +272,10 @@ def run(
     ] = False,
     out: Annotated[Optional[Path], typer.Option(help="Run folder (default runs/<preset>-<timestamp>).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's files (sets dataset.data_dir).")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from its newest good checkpoint.")] = None,
+    resume: Annotated[Optional[Path], typer.Option(
+            help="Continue the run in this folder from its newest good checkpoint; --set may change learning rates, "
+            "length, eval, loggers and checkpoints (recorded in config.json)."
+        )] = None,
     nproc: Annotated[
         Optional[int],
         typer.Option(help="Train with N processes on this machine (launches torchrun; DDP); each gets --threads threads."),
@@ -238,16 +287,19 @@ def run(
     _use_threads(threads)
     from . import distributed
 
+    options = {
+        "epochs": epochs, "steps": steps, "device": device, "seed": seed, "precision": precision,
+        "data_dir": data_dir, "logger": logger, "no_eval": no_eval,
+    }
     if nproc is not None and not distributed.launched():
+        if nproc < 1:
+            raise ConfigError(f"--nproc must be >= 1, got {nproc}")
+        _run(preset, set_, options, out, resume, plugin, check_world_size=nproc)  # bad input: one line, before torchrun
         if threads is not None:  # torchrun would set 1 per worker; each worker also gets --threads
             os.environ["OMP_NUM_THREADS"] = str(threads)
         raise typer.Exit(distributed.launch_local(nproc, distributed.without_option(sys.argv[1:], "--nproc")))
     if distributed.launched():
         distributed.init_from_env()
-    options = {
-        "epochs": epochs, "steps": steps, "device": device, "seed": seed, "precision": precision,
-        "data_dir": data_dir, "logger": logger, "no_eval": no_eval,
-    }
     try:
         _run(preset, set_, options, out, resume, plugin)
     except typer.Exit as stop:
@@ -298,40 +350,47 @@ def _resolve(registry: Any, preset: str, overrides: list, draw_seed: bool = True
     return resolve(registry, preset=preset, overrides=overrides, draw_seed=draw_seed)
 
 
-def _run(preset, set_, options, out, resume, plugin) -> None:
+def _run(preset, set_, options, out, resume, plugin, check_world_size: int | None = None) -> None:
+    """Start or resume the run; with ``check_world_size``, only check it for a job of that many processes."""
     from . import distributed
     from .console import ProgressDisplay, summary_table
-    from .runs import resume_run, start_run
+    from .runs import check_start, resume_run, start_run
 
-    registry = _plugins(plugin).registry
+    source = resume if resume is not None else Path(preset) if preset is not None and Path(preset).is_file() else None
+    plugins = _plugins(plugin, source)
+    registry = plugins.registry
     main = distributed.is_main()  # under torchrun only rank 0 talks
     say = err_console.print if main else (lambda *args, **kwargs: None)
     display = ProgressDisplay(err_console)
     if resume is not None:
-        fixed = {
-            "--set": set_ or None, "--seed": options["seed"], "--out": out, "--precision": options["precision"],
-            "--logger": options["logger"], "--no-eval": options["no_eval"] or None,
-        }
-        given = [name for name, value in fixed.items() if value is not None]
-        if given:
-            raise ConfigError(f"{', '.join(given)} cannot change a run being resumed; start a new run instead")
+        if out is not None:
+            raise ConfigError("--out cannot change a run being resumed: it stays in its folder")
         session = resume_run(
             registry,
             resume,
-            steps=options["steps"],
-            epochs=options["epochs"],
-            device=options["device"],
-            data_dir=None if options["data_dir"] is None else str(options["data_dir"]),
             preset=preset,
+            overrides=_overrides(set_, options),
+            plugin_files=_file_plugins(plugins),
             extra_callbacks=[display],
+            check_world_size=check_world_size,
         )
+        if session is None:
+            return
         for note in session.skipped:
             say(note)
         say(f"resuming {resume} from {session.resumed_from.name} (step {session.trainer.step})")
+        for change in session.config["changes"][-1:]:
+            if change["step"] == session.trainer.step:
+                changes = ", ".join(f"{k} {json.dumps(change['was'][k])} -> {json.dumps(v)}" for k, v in change["set"].items())
+                say(f"changed: {changes}", markup=False, highlight=False, soft_wrap=True)
     else:
         if preset is None:
             raise ConfigError("name a preset (advnets list components --kind preset) or a config file, or --resume a run")
         config = _resolve(registry, preset, _overrides(set_, options))
+        config["plugin_files"] = _file_plugins(plugins)
+        if check_world_size is not None:
+            check_start(registry, config, out)
+            return
         session = start_run(registry, config, out, extra_callbacks=[display])
     trainer = session.trainer
     processes = f" x {trainer.world_size} processes" if trainer.world_size > 1 else ""
@@ -500,7 +559,8 @@ def config_(
     plugin: PluginFiles = None,
 ) -> None:
     """Print the configuration `advnets run` would train, resolved and checked, as JSON (nothing is built)."""
-    config = _resolve(_plugins(plugin).registry, preset, _overrides(set_, {}), draw_seed=False)
+    source = Path(preset) if Path(preset).is_file() else None
+    config = _resolve(_plugins(plugin, source).registry, preset, _overrides(set_, {}), draw_seed=False)
     print(json.dumps(config, indent=2))
 
 
@@ -562,7 +622,7 @@ def sample(
         raise ConfigError(f"--n and --nrow must be >= 1, got {n} and {nrow}")
     if out.exists() and not force:
         raise ConfigError(f"{out} already exists; give --force to overwrite it")
-    registry = _plugins(plugin).registry
+    registry = _plugins(plugin, source).registry
     loaded = load_generator(registry, source, use_average=not raw)
     dev = resolve_device(device)
     generator = loaded.generator.to(dev)
@@ -656,7 +716,7 @@ def eval_(
 
     if (source is None) == (real is None):
         raise ConfigError("give a run folder or checkpoint, or --real PRESET (not both)")
-    registry = _plugins(plugin).registry
+    registry = _plugins(plugin, source).registry
     folder = None if data_dir is None else str(data_dir)
     if real is not None:
         evaluation = evaluate_real(registry, real, metrics=metric, n=n, data_dir=folder)
@@ -698,7 +758,7 @@ def plot(
     if (run_dir / "config.json").is_file():
         loss = load_config_file(run_dir / "config.json").get("loss") or {}
         settings = {k: v for k, v in loss.items() if k != "name"}
-        registry = _plugins(plugin).registry
+        registry = _plugins(plugin, run_dir).registry
         if ("loss", loss.get("name")) in registry:
             equilibrium = registry.build("loss", loss["name"], **settings).equilibrium
     for path in plot_run(run_dir, equilibrium):

@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, close_matches, first_line
+from .provenance import FIELD as PLUGIN_FILES
+from .provenance import check_records
 from .registry import Component, Registry, check_value, type_name
 
 
@@ -106,6 +108,9 @@ CORE: dict[str, Any] = {
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 """A run's id: ``uuid.uuid4().hex``, recorded in config.json and in every checkpoint's config."""
 
+RECORDS = (PLUGIN_FILES, "changes")
+"""Top-level keys that a run records rather than a user sets."""
+
 SLOT_DEFAULTS = {
     "loss": "non-saturating",
     "g_optimizer": "adam",
@@ -148,6 +153,8 @@ def base_config() -> dict[str, Any]:
     config["eval"]["metrics"] = {}
     config["distributed"] = {"world_size": 1}  # filled in by the run: the job's shape, not a setting
     config["run_id"] = None  # given by the run: which run wrote a checkpoint, not a setting
+    config[PLUGIN_FILES] = []  # recorded by the run: the --plugin files it loaded, by path and hash
+    config["changes"] = []  # recorded by resumes: settings changed part way, with the step
     return config
 
 
@@ -235,6 +242,10 @@ def apply_override(config: dict[str, Any], path: tuple[str, ...], value: Any) ->
         raise ConfigError("distributed describes the job torchrun started; use --nproc or torchrun's flags")
     if path[0] == "run_id":
         raise ConfigError("run_id names a run's folder and checkpoints; each new run gets its own")
+    if path[0] == PLUGIN_FILES:
+        raise ConfigError("plugin_files records the --plugin files a run loaded; give --plugin FILE instead")
+    if path[0] == "changes":
+        raise ConfigError("changes records what a resume changed; give --set when resuming instead")
     setting = _setting(path)
     if setting is None:
         raise ConfigError(f"unknown setting {dotted!r}{close_matches(dotted, known_keys())}")
@@ -336,7 +347,7 @@ def _check_core(config: dict[str, Any], node: Mapping[str, Any] = CORE, prefix: 
     """Type-check the core settings and reject keys that are not settings."""
     allowed = set(node) | ({"metrics"} if prefix == "eval." else set())
     if prefix == "":
-        allowed |= {"preset", *SLOTS, "players", "callbacks", "loggers", "distributed", "run_id"}
+        allowed |= {"preset", *SLOTS, "players", "callbacks", "loggers", "distributed", "run_id", *RECORDS}
     for key in config:
         if key not in allowed:
             dotted = f"{prefix}{key}"
@@ -414,10 +425,32 @@ def resolve(
         config["seed"] = secrets.randbits(31)
     if config["run_id"] is not None and not (isinstance(config["run_id"], str) and RUN_ID_PATTERN.match(config["run_id"])):
         raise ConfigError(f"run_id must be 32 hexadecimal digits, got {json.dumps(config['run_id'])[:60]}")
+    config[PLUGIN_FILES] = check_records(config[PLUGIN_FILES])
+    config["changes"] = check_changes(config["changes"])
     from . import distributed  # imports torch: listing components imports this module (presets) and must not
 
     config["distributed"] = distributed.describe(config["trainer"]["batch_size"])  # this job's shape
     return config
+
+
+def check_changes(value: Any) -> list[dict[str, Any]]:
+    """``changes``: ``[{"step": N, "set": {key: new}, "was": {key: old}}]``, one entry per resume that changed settings."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > 10000:
+        raise ConfigError("changes must be a list of {\"step\": N, \"set\": {...}, \"was\": {...}}")
+    for i, entry in enumerate(value):
+        if (
+            not isinstance(entry, dict)
+            or set(entry) != {"step", "set", "was"}
+            or not isinstance(entry["step"], int)
+            or isinstance(entry["step"], bool)
+            or entry["step"] < 0
+            or not isinstance(entry["set"], dict)
+            or not isinstance(entry["was"], dict)
+        ):
+            raise ConfigError(f"changes[{i}] must be {{\"step\": N >= 0, \"set\": {{...}}, \"was\": {{...}}}}")
+    return value
 
 
 CONFIG_SUFFIXES = {".json": "JSON", ".yaml": "YAML", ".yml": "YAML", ".toml": "TOML"}
@@ -487,12 +520,12 @@ def file_overrides(config: Mapping[str, Any]) -> list[tuple[tuple[str, ...], Any
 
     A component slot becomes its name and then each setting; a core section, each
     of its keys; anything else (a component map, a core setting) stays whole.
-    ``preset`` (where it starts), ``distributed`` (the job's shape) and ``run_id`` (which run
-    wrote it) are not settings.
+    ``preset`` (where it starts), ``distributed`` (the job's shape), ``run_id`` (which run
+    wrote it), ``plugin_files`` and ``changes`` (what that run loaded and changed) are not settings.
     """
     overrides: list[tuple[tuple[str, ...], Any]] = []
     for key, value in config.items():
-        if key in ("preset", "distributed", "run_id"):  # a new run gets its own id
+        if key in ("preset", "distributed", "run_id", *RECORDS):  # a new run gets its own id and records
             continue
         if key in SLOTS and isinstance(value, dict):
             if "name" in value:

@@ -35,14 +35,14 @@ from .checkpoint import (
     set_aside,
     write_json_atomic,
 )
-from .config import SLOTS, load_config_file, resolve
+from .config import MAPS, SLOTS, load_config_file, resolve
 from .data import Data
 from .errors import AdvnetsError, CheckpointError, ConfigError, first_line
 from .objectives import Objective
 from .players import PlayerSpec
 from .registry import NAME_PATTERN, Registry
 from .trainer import AdversarialTrainer, Callback, generate
-from .validate import check_module_state
+from .validate import check_module_state, validate_state
 
 CONFIG_NAME = "config.json"
 DEFAULT_RUNS_DIR = "runs"
@@ -231,6 +231,27 @@ def start_run(
     return Run(config, run_dir, trainer, checkpointer)
 
 
+def check_start(registry: Registry, config: dict[str, Any], out: str | os.PathLike[str] | None) -> None:
+    """Everything :func:`start_run` checks, for a job torchrun is about to start: nothing is written."""
+    new_run_dir(out, folder_prefix(registry, config.get("preset")))
+    build_trainer(registry, {**config, "run_id": uuid.uuid4().hex}, Path(os.devnull))
+
+
+def _check_state(path: Path, state: dict[str, Any], trainer: AdversarialTrainer, world_size: int) -> None:
+    """What ``load_state_dict`` checks before it loads, for ``world_size`` processes."""
+    progress = state.get("progress")
+    saved = progress.get("world_size", 1) if isinstance(progress, dict) else 1
+    if saved != world_size:
+        raise CheckpointError(
+            f"{path}: the checkpoint was trained by {saved} process(es); resume it with the same number "
+            f"(--nproc {saved}), not {world_size}"
+        )
+    try:
+        validate_state(state, trainer)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+
+
 def recorded_run_id(run_dir: Path) -> tuple[Any, list[str]]:
     """The run id that ``run_dir/config.json`` records (None for a run from before ids), and notes.
 
@@ -256,41 +277,64 @@ def resume_run(
     device: str | None = None,
     data_dir: str | None = None,
     preset: str | None = None,
+    overrides: Iterable[tuple[tuple[str, ...], Any]] = (),
+    plugin_files: list[dict[str, str]] | None = None,
     extra_callbacks: Iterable[Callback] = (),
-) -> Run:
+    check_world_size: int | None = None,
+) -> Run | None:
     """Continue a run from its newest checkpoint that loads (of ``preset``, if given).
 
     ``steps``/``epochs`` extend it; ``device`` and ``data_dir`` may change, as they
     do not change the maths (a change of device type re-seeds the noise and data
-    streams, so the continuation is then not bit-identical).
+    streams, so the continuation is then not bit-identical). ``overrides`` (``--set``)
+    may change the settings that leave the steps already taken as they were
+    (:data:`RESUMABLE`); each change is recorded, with the step, in ``changes``.
+    ``plugin_files``: the plugin files loaded for this resume, recorded in place of the old
+    record (a file found at a new place is recorded there).
+
+    ``check_world_size=N``: only check that a job of N processes could resume it (before
+    torchrun starts them): everything is read, built and checked, nothing is locked or
+    written, and None is returned.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"{run_dir}: no such run folder")
     main = distributed.is_main()
-    if main:
+    if check_world_size is not None:
+        runlock.check_free(run_dir)
+    elif main:
         runlock.claim_existing(run_dir)  # a live run's folder: refused before anything is read
     run_id, unrecorded = recorded_run_id(run_dir)
     path, state, metadata, unusable = newest_of_run(run_dir / "checkpoints", run_id)
     config = metadata.get("config")
     if not isinstance(config, dict):
         raise CheckpointError(f"{path}: the checkpoint carries no advnets run configuration")
-    overrides: list[tuple[tuple[str, ...], Any]] = []
+    given: list[tuple[tuple[str, ...], Any]] = []
     if device is not None:
-        overrides.append((("device",), device))
+        given.append((("device",), device))
     if data_dir is not None:
-        overrides.append((("dataset", "data_dir"), data_dir))
+        given.append((("dataset", "data_dir"), data_dir))
+    if steps is not None or epochs is not None:
+        given.append((("trainer", "steps"), steps))
+        if epochs is not None:
+            given.append((("trainer", "epochs"), epochs))
+    given += list(overrides)
     try:
-        config = resolve(registry, base=config, overrides=overrides)
+        saved = resolve(registry, base=config)
     except AdvnetsError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
-    if preset is not None and config.get("preset") not in (None, *registry.get("preset", preset).names):
-        raise ConfigError(f"{run_dir} is a run of preset {config['preset']!r}, not {preset!r}")
-    if steps is not None or epochs is not None:
-        config["trainer"]["steps"] = steps
-        if epochs is not None:
-            config["trainer"]["epochs"] = epochs
+    if preset is not None and saved.get("preset") not in (None, *registry.get("preset", preset).names):
+        raise ConfigError(f"{run_dir} is a run of preset {saved['preset']!r}, not {preset!r}")
+    config = resolve(registry, base=saved, overrides=given)
+    changed = changed_settings(saved, config)
+    check_resumable(changed, config)
+    edited = _edited_config(run_dir, saved)
+    if plugin_files is not None:
+        config["plugin_files"] = plugin_files
     trainer, checkpointer = build_trainer(registry, config, run_dir, extra_callbacks)
+    if check_world_size is not None:
+        _check_state(path, state, trainer, check_world_size)
+        return None
     try:
         trainer.load_state_dict(state)
     except CheckpointError as exc:  # its content, checked before anything was loaded
@@ -298,13 +342,114 @@ def resume_run(
     except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
         first = first_line(exc)
         raise CheckpointError(f"{path}: does not fit the model its config builds ({first})") from None
+    for player, (old, new) in _learning_rate_changes(changed).items():
+        trainer.change_learning_rate(player, old, new)
+    if changed:
+        config["changes"] = [
+            *config["changes"],
+            {
+                "step": trainer.step,
+                "set": {".".join(key): new for key, (_, new) in changed.items()},
+                "was": {".".join(key): old for key, (old, _) in changed.items()},
+            },
+        ]
     notes: list[str] = []
     if main:  # everything checked: only now, as its owner, does anything in the folder change
         runlock.claim(run_dir)
-        notes = remove_unfinished_writes(run_dir / "checkpoints") + unrecorded
+        notes = remove_unfinished_writes(run_dir / "checkpoints") + unrecorded + edited
         notes += [set_aside(item) for item in unusable]
         write_json_atomic(run_dir / CONFIG_NAME, config)
     return Run(config, run_dir, trainer, checkpointer, resumed_from=path, skipped=notes)
+
+
+# --- what a resume may change -----------------------------------------------------
+
+RESUMABLE = (
+    "learning rates (g_optimizer.lr, d_optimizer.lr, players.NAME.optimizer.lr), trainer.steps, trainer.epochs, "
+    "eval.* (but eval.best and eval.mode), loggers, checkpoint.*, device and dataset.data_dir"
+)
+"""What ``run --resume`` accepts ``--set`` for: settings that leave the steps already taken as they were."""
+
+_NOT_SETTINGS = ("distributed", "run_id", "changes", "plugin_files", "preset")
+
+
+def _flatten(node: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    """{path: value} for every setting; an entry of a component map (a logger, a metric) is one value."""
+    if prefix in MAPS and isinstance(node, dict) and not node:
+        return {}  # an empty map: its entries, none, are what changed
+    if isinstance(node, dict) and node and (len(prefix) < 2 or prefix[:-1] not in MAPS):
+        flat: dict[tuple[str, ...], Any] = {}
+        for key, value in node.items():
+            flat.update(_flatten(value, (*prefix, str(key))))
+        return flat
+    return {prefix: node}
+
+
+def changed_settings(before: dict[str, Any], after: dict[str, Any]) -> dict[tuple[str, ...], tuple[Any, Any]]:
+    """Every setting whose value differs between two resolved configurations: {path: (old, new)}."""
+    old = {k: v for k, v in _flatten(before).items() if k[0] not in _NOT_SETTINGS}
+    new = {k: v for k, v in _flatten(after).items() if k[0] not in _NOT_SETTINGS}
+    return {key: (old.get(key), new.get(key)) for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)}
+
+
+def _lr_owner(key: tuple[str, ...]) -> str | None:
+    """The player whose learning rate ``key`` is, if it is one."""
+    if key in (("g_optimizer", "lr"), ("d_optimizer", "lr")):
+        return "generator" if key[0] == "g_optimizer" else "discriminator"
+    if key[0] == "players" and len(key) == 4 and key[2:] == ("optimizer", "lr"):
+        return key[1]
+    return None
+
+
+def _may_change(key: tuple[str, ...]) -> bool:
+    if key in (("device",), ("dataset", "data_dir"), ("trainer", "steps"), ("trainer", "epochs")):
+        return True
+    if _lr_owner(key) is not None or key[0] in ("checkpoint", "loggers"):
+        return True
+    return key[0] == "eval" and len(key) > 1 and key[1] not in ("best", "mode")
+
+
+def check_resumable(changed: dict[tuple[str, ...], tuple[Any, Any]], config: dict[str, Any]) -> None:
+    """One line of refusal for a change that would make the resumed run another run."""
+    refused = [".".join(key) for key in changed if not _may_change(key)]
+    if refused:
+        shown = ", ".join(refused[:4]) + (f" and {len(refused) - 4} more" if len(refused) > 4 else "")
+        raise ConfigError(
+            f"{shown} cannot change when resuming (the steps already taken used the old value); "
+            f"what may change: {RESUMABLE}; start a new run for the rest"
+        )
+    lr_changed = [key for key in changed if _lr_owner(key) is not None]
+    if lr_changed and config["lr_scheduler"]["name"] == "torch":
+        raise ConfigError(
+            f"{'.'.join(lr_changed[0])} cannot change when resuming a run whose lr_scheduler is torch's own "
+            "(its saved state decides the rates); start a new run instead"
+        )
+    for key in lr_changed:
+        old, new = changed[key]
+        if not (isinstance(old, (int, float)) and old > 0):
+            raise ConfigError(f"{'.'.join(key)} cannot change when resuming: the run's value was {old!r}")
+
+
+def _learning_rate_changes(changed: dict[tuple[str, ...], tuple[Any, Any]]) -> dict[str, tuple[float, float]]:
+    return {_lr_owner(key): (float(old), float(new)) for key, (old, new) in changed.items() if _lr_owner(key) is not None}
+
+
+def _edited_config(run_dir: Path, saved: dict[str, Any]) -> list[str]:
+    """A note when the run's config.json says otherwise than the checkpoint (edited by hand, or a later resume)."""
+    try:
+        on_disk = load_config_file(run_dir / CONFIG_NAME)
+    except (ConfigError, OSError):
+        return []
+    written = _flatten(on_disk)  # what config.json says; settings it lacks are not edits
+    differ = [k for k in changed_settings(saved, on_disk) if k in written]
+    if not differ:
+        return []
+    shown = ", ".join(".".join(k) for k in differ[:3]) + (" ..." if len(differ) > 3 else "")
+    return [
+        f"config.json differs from the checkpoint's configuration ({shown}); the checkpoint's is used and config.json "
+        "rewritten: change settings with --set when resuming"
+    ]
+
 
 
 @dataclasses.dataclass

@@ -762,6 +762,29 @@ class AdversarialTrainer:
             raise
         return self
 
+    def change_learning_rate(self, player: str, old: float, new: float) -> None:
+        """After a resume with ``--set``: ``player``'s learning rate is ``new`` where it was ``old``.
+
+        The rates the checkpoint's optimiser reached are scaled by new/old, and so is its
+        schedule (the legacy ``lr_schedule`` scales the player's ``base_lrs``, built from the new
+        configuration; a
+        scheduler's saved ``base_lrs`` and last rates are scaled before it is rebuilt), so
+        a warm-up or a decay goes on from where it was, towards the new rate.
+        """
+        if not (math.isfinite(new) and new >= 0 and old > 0):
+            raise ConfigError(f"{player}: cannot change the learning rate from {old} to {new}")
+        ratio = new / old
+        spec = self.players[player]
+        for group in spec.optimizer.param_groups:
+            group["lr"] = new if group["lr"] == old else group["lr"] * ratio
+            if "initial_lr" in group:
+                group["initial_lr"] = new if group["initial_lr"] == old else group["initial_lr"] * ratio
+        saved = (self._lr_scheduler_state or {}).get(player)
+        if isinstance(saved, dict):
+            for key in ("base_lrs", "_last_lr"):
+                if isinstance(saved.get(key), list):
+                    saved[key] = [new if lr == old else lr * ratio for lr in saved[key]]
+
     def _make_lr_schedulers(self) -> None:
         """One scheduler per player, for this fit's last step; a resumed run takes up the saved state."""
         if self._lr_maker is None:

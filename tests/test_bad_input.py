@@ -98,6 +98,21 @@ def broken_checkpoint(change: Callable[[dict, dict], None]) -> Callable[[Path, p
     return setup
 
 
+def recorded_plugins(records: object) -> Callable[[Path, pytest.FixtureRequest], list[str]]:
+    """A good run folder whose config.json records ``records`` as its plugin files ("changed": a real file, edited)."""
+
+    def setup(tmp: Path, request: pytest.FixtureRequest) -> list[str]:
+        args = broken_checkpoint(lambda s, m: None)(tmp, request)
+        entries = records
+        if records == "changed":
+            (tmp / "p.py").write_text("# the plugin as it is now\n")
+            entries = [{"path": str(tmp / "p.py"), "sha256": "0" * 64}]
+        (tmp / "old-run" / "config.json").write_text(json.dumps({"plugin_files": entries}))
+        return args
+
+    return setup
+
+
 def raw_checkpoint(data: bytes) -> Callable[[Path, pytest.FixtureRequest], list[str]]:
     def setup(tmp: Path, request: pytest.FixtureRequest) -> list[str]:
         folder = tmp / "old-run" / "checkpoints"
@@ -214,7 +229,28 @@ CASES = [
     ("config file missing", ["run", "missing.json"], "missing.json: no such config file", None),
     ("no preset", ["run"], "name a preset", None),
     ("resume a missing folder", ["run", "--resume", "no-such-run"], "no-such-run: no such run folder", None),
-    ("resume with --set", ["run", "--resume", ".", "--set", "trainer.k=2"], "--set cannot change a run being resumed", None),
+    ("resume with --set of k", ["run", "--set", "trainer.k=2", "--resume"], "trainer.k cannot change when resuming", broken_checkpoint(lambda s, m: None)),
+    ("resume with new betas", ["run", "--set", "d_optimizer.betas=[0.9, 0.99]", "--resume"], "d_optimizer.betas cannot change when resuming", broken_checkpoint(lambda s, m: None)),
+    ("resume with --precision", ["run", "--precision", "bf16", "--resume"], "trainer.precision cannot change when resuming", broken_checkpoint(lambda s, m: None)),
+    ("resume with another loss", ["run", "--set", "loss=hinge", "--resume"], "loss.name cannot change when resuming", broken_checkpoint(lambda s, m: None)),
+    ("resume with another best", ["run", "--set", "eval.best=gaussian-w1", "--resume"], "eval.best cannot change when resuming", broken_checkpoint(lambda s, m: None)),
+    ("resume with --out", ["run", "--out", "elsewhere", "--resume"], "--out cannot change a run being resumed", broken_checkpoint(lambda s, m: None)),
+    ("resume with a zero lr", ["run", "--set", "g_optimizer.lr=0", "--resume"], "adam: lr must be > 0, got 0.0", broken_checkpoint(lambda s, m: None)),
+    ("resume with an unknown setting", ["run", "--set", "trainer.kk=2", "--resume"], "unknown setting 'trainer.kk'", broken_checkpoint(lambda s, m: None)),
+    ("resume: recorded plugin gone", ["run", "--resume"], "records the plugin file /nonexistent/p.py, which is no longer there", recorded_plugins([{"path": "/nonexistent/p.py", "sha256": "0" * 64}])),
+    ("sample: recorded plugin gone", ["sample"], "records the plugin file /nonexistent/p.py, which is no longer there", recorded_plugins([{"path": "/nonexistent/p.py", "sha256": "0" * 64}])),
+    ("eval: recorded plugin gone", ["eval"], "records the plugin file /nonexistent/p.py, which is no longer there", recorded_plugins([{"path": "/nonexistent/p.py", "sha256": "0" * 64}])),
+    ("plot: recorded plugin gone", ["plot"], "records the plugin file /nonexistent/p.py, which is no longer there", recorded_plugins([{"path": "/nonexistent/p.py", "sha256": "0" * 64}])),
+    ("resume: recorded plugin changed", ["run", "--resume"], "p.py changed since", recorded_plugins("changed")),
+    ("resume: plugin_files not a list", ["run", "--resume"], "plugin_files must be a list", recorded_plugins("x")),
+    ("resume: plugin_files bad hash", ["run", "--resume"], "plugin_files[0].sha256 must be 64 lowercase hexadecimal digits", recorded_plugins([{"path": "/p.py", "sha256": "xyz"}])),
+    ("resume: plugin_files extra field", ["run", "--resume"], "plugin_files[0] must be an object with exactly path and sha256", recorded_plugins([{"path": "/p.py", "sha256": "0" * 64, "x": 1}])),
+    ("checkpoint plugin_files not a list", ["run", "--resume"], "plugin_files must be a list", broken_checkpoint(lambda s, m: m["config"].__setitem__("plugin_files", {"a": 1}))),
+    ("checkpoint changes not a list", ["run", "--resume"], "changes must be a list", broken_checkpoint(lambda s, m: m["config"].__setitem__("changes", "x"))),
+    ("checkpoint change without a step", ["run", "--resume"], "changes[0] must be", broken_checkpoint(lambda s, m: m["config"].__setitem__("changes", [{"set": {}, "was": {}}]))),
+    ("config file records a gone plugin", ["run", "cfg.json"], "cfg.json records the plugin file /gone.py", existing("cfg.json", json.dumps({"preset": "toy-gaussian", "plugin_files": [{"path": "/gone.py", "sha256": "0" * 64}]}))),
+    ("set plugin_files", [*RUN, "--set", "plugin_files=[]"], "plugin_files records the --plugin files a run loaded", None),
+    ("set changes", [*RUN, "--set", "changes=[]"], "changes records what a resume changed", None),
     ("resume without checkpoints", ["run", "--resume"], "no loadable checkpoint", empty_run),
     ("resume a truncated checkpoint", ["run", "--resume"], "step-000000010.safetensors: file is truncated", raw_checkpoint(b"\x10\x00\x00\x00\x00\x00\x00\x00{")),
     ("resume a named pipe", ["run", "--resume"], "step-000000010.safetensors: not a regular file (a named pipe)", fifo_checkpoint),
@@ -223,7 +259,7 @@ CASES = [
     ("resume an unknown component", ["run", "--resume"], "unknown generator 'no-such-generator'", broken_checkpoint(unknown_component)),
     ("resume without a config", ["run", "--resume"], "carries no advnets run configuration", broken_checkpoint(no_config)),
     ("resume under another preset", ["run", "mlp-mnist", "--resume"], "is a run of preset 'toy-gaussian', not 'mlp-mnist'", broken_checkpoint(lambda s, m: None)),
-    ("resume with --seed 0", ["run", "--seed", "0", "--resume"], "--seed cannot change a run being resumed", broken_checkpoint(lambda s, m: None)),
+    ("resume with --seed 0", ["run", "--seed", "0", "--resume"], "seed cannot change when resuming", broken_checkpoint(lambda s, m: None)),
     ("sample another model shape", ["sample"], "does not fit the generator its config builds", broken_checkpoint(other_shape)),
     ("sample zero", ["sample", ".", "--n", "0"], "--n and --nrow must be >= 1", None),
     ("sample --nearest of 1-D data", ["sample", "--nearest"], "--nearest draws images; this run's data (gaussian-1d) are samples of shape (1,)", broken_checkpoint(lambda s, m: None)),

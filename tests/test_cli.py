@@ -348,11 +348,6 @@ def test_evaluation_can_be_turned_off(tmp_path, cli, options, evaluations):
     assert ("evaluating" in run.stderr) == bool(evaluations)
 
 
-def test_no_eval_cannot_change_a_resumed_run(tmp_path):
-    result = invoke("run", "--resume", str(tmp_path), "--no-eval")
-    assert result.exit_code == 2 and "--no-eval cannot change a run being resumed" in result.stderr
-
-
 # --- loggers add up ----------------------------------------------------------------------------
 
 

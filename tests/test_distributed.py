@@ -103,3 +103,33 @@ def test_nproc_launches_torchrun_for_this_machine(tmp_path):
     assert result.returncode == 0, result.stderr
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["distributed"]["world_size"] == 2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--set", "trainer.k=0"], "error: k (discriminator steps per generator step) must be >= 1, got 0"),
+        (["--set", "trainer.batch_size=0"], "error: batch_size must be >= 1, got 0"),
+        (["--nproc", "0"], "error: --nproc must be >= 1, got 0"),
+    ],
+    ids=["k of 0", "batch of 0", "no processes"],
+)
+def test_bad_input_with_nproc_is_one_line_before_torchrun_starts(tmp_path, args, message):
+    """The same one line and exit 2 as without --nproc: checked in this process, before any worker exists."""
+    nproc = [] if "--nproc" in args else ["--nproc", "2"]
+    result = single("run", *TOY, *nproc, *args, "--steps", "20", "--out", str(tmp_path / "run"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == message
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_resume_with_another_nproc_is_one_line_before_torchrun_starts(tmp_path):
+    out = tmp_path / "run"
+    assert single("run", *TOY, "--steps", "10", "--out", str(out)).returncode == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    result = single("run", "--resume", str(out), "--nproc", "2", "--steps", "20")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "trained by 1 process(es); resume it with the same number (--nproc 1), not 2" in lines[0]
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
