@@ -1,35 +1,48 @@
 """The core plugin: the components advnets ships in its core (no datasets, no models).
 
-It is registered through the same hook as every other plugin.
+It is registered through the same hook as every other plugin. Each factory is
+named by import path, so that listing them does not import torch: the module is
+imported when the component is built (``tests/test_lazy.py`` keeps this list and
+the modules' ``BUILTIN_*`` tables the same).
 """
 
 from __future__ import annotations
 
-from .callbacks import SampleGrid, WeightClip
 from .hookspecs import hookimpl
-from .image_folder import image_folder
-from .loggers import BUILTIN_LOGGERS
-from .losses import BUILTIN_LOSSES
-from .metrics import Parzen
-from .objectives import BUILTIN_OBJECTIVES
-from .schedules import BUILTIN_LR_SCHEDULERS
-from .optim import BUILTIN_OPTIMIZERS
 from .registry import Component
+
+BUILTINS = {
+    "loss": {
+        "minimax": "advnets.losses:MinimaxLoss",
+        "non-saturating": "advnets.losses:NonSaturatingLoss",
+        "least-squares": "advnets.losses:LeastSquaresLoss",
+        "hinge": "advnets.losses:HingeLoss",
+        "wasserstein": "advnets.losses:WassersteinLoss",
+        "relativistic-average": "advnets.losses:RelativisticAverageLoss",
+    },
+    "objective": {"gan": "advnets.objectives:gan"},
+    "lr-scheduler": {
+        "constant": "advnets.schedules:constant",
+        "warmup": "advnets.schedules:warmup",
+        "warmup-cosine": "advnets.schedules:warmup_cosine",
+        "step": "advnets.schedules:step_decay",
+        "torch": "advnets.schedules:torch_scheduler",
+    },
+    "optimizer": {"adam": "advnets.optim:adam", "sgd": "advnets.optim:sgd", "rmsprop": "advnets.optim:rmsprop"},
+    "logger": {
+        "jsonl": "advnets.loggers:JsonlLogger",
+        "csv": "advnets.loggers:CsvLogger",
+        "tensorboard": "advnets.loggers:TensorBoardLogger",
+    },
+    "callback": {"sample-grid": "advnets.callbacks:SampleGrid", "weight-clip": "advnets.callbacks:WeightClip"},
+    "metric": {"parzen": "advnets.metrics:Parzen"},
+    "dataset": {"image-folder": "advnets.image_folder:image_folder"},
+}
+"""Each kind's built-in components: name -> factory, as ``module:name``."""
 
 
 @hookimpl
 def register_components(register):
-    for name, loss in BUILTIN_LOSSES.items():
-        register(Component(kind="loss", name=name, factory=loss))
-    for name, objective in BUILTIN_OBJECTIVES.items():
-        register(Component(kind="objective", name=name, factory=objective))
-    for name, scheduler in BUILTIN_LR_SCHEDULERS.items():
-        register(Component(kind="lr-scheduler", name=name, factory=scheduler))
-    for name, optimizer in BUILTIN_OPTIMIZERS.items():
-        register(Component(kind="optimizer", name=name, factory=optimizer))
-    for name, logger in BUILTIN_LOGGERS.items():
-        register(Component(kind="logger", name=name, factory=logger))
-    register(Component(kind="callback", name="sample-grid", factory=SampleGrid))
-    register(Component(kind="callback", name="weight-clip", factory=WeightClip))
-    register(Component(kind="metric", name="parzen", factory=Parzen))
-    register(Component(kind="dataset", name="image-folder", factory=image_folder))
+    for kind, components in BUILTINS.items():
+        for name, factory in components.items():
+            register(Component(kind=kind, name=name, factory=factory))

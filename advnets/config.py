@@ -36,7 +36,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import distributed
 from .errors import ConfigError, close_matches, first_line
 from .provenance import FIELD as PLUGIN_FILES
 from .provenance import check_records
@@ -428,6 +427,8 @@ def resolve(
         raise ConfigError(f"run_id must be 32 hexadecimal digits, got {json.dumps(config['run_id'])[:60]}")
     config[PLUGIN_FILES] = check_records(config[PLUGIN_FILES])
     config["changes"] = check_changes(config["changes"])
+    from . import distributed  # imports torch: listing components imports this module (presets) and must not
+
     config["distributed"] = distributed.describe(config["trainer"]["batch_size"])  # this job's shape
     return config
 

@@ -56,3 +56,13 @@ def first_line(exc: BaseException) -> str:
     """An exception's message cut to its first line (its type's name if it has none)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def exception_line(exc: BaseException) -> str:
+    """What went wrong in plugin code, in one line: the exception's type and its message's first line."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: the plugin called sys.exit({exc.code!r})"
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg} (line {exc.lineno})"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

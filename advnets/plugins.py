@@ -32,7 +32,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError, close_matches
+from .errors import PluginError, close_matches, exception_line
 from .registry import Component, Registry
 
 ENTRY_POINT_GROUP = "advnets"
@@ -69,15 +69,6 @@ class Plugins:
         return [info for info in self.infos if info.error]
 
 
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, SystemExit):
-        return f"SystemExit: the plugin called sys.exit({exc.code!r})"
-    if isinstance(exc, SyntaxError):
-        return f"SyntaxError: {exc.msg} (line {exc.lineno})"
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
 def _unknown_hooks(manager: pluggy.PluginManager, plugin: object) -> list[str]:
     specs = [name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "advnets_spec")]
     return [
@@ -101,7 +92,7 @@ def _import_file(path: Path) -> object:
         raise
     except BaseException as exc:  # SystemExit too: a plugin cannot end the command as a success
         del sys.modules[module_name]
-        raise PluginError(f"plugin file {path}: {_one_line(exc)}") from None
+        raise PluginError(f"plugin file {path}: {exception_line(exc)}") from None
     return module
 
 
@@ -146,7 +137,7 @@ def load_plugins(
             manager.register(plugin, name=name)
             problems = _unknown_hooks(manager, plugin)
         except Exception as exc:  # pluggy's validation of hook signatures
-            problems = [_one_line(exc)]
+            problems = [exception_line(exc)]
         if problems:
             if manager.is_registered(plugin):
                 manager.unregister(plugin)
@@ -171,7 +162,7 @@ def load_plugins(
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit too
-            info.error = f"failed to import: {_one_line(exc)}"
+            info.error = f"failed to import: {exception_line(exc)}"
             infos.append(info)
             continue
         attach(ep.name, module, info, False)
@@ -198,7 +189,7 @@ def load_plugins(
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit too
-            message = str(exc) if isinstance(exc, PluginError) else f"register_components failed: {_one_line(exc)}"
+            message = str(exc) if isinstance(exc, PluginError) else f"register_components failed: {exception_line(exc)}"
             if info.name in strict:
                 raise PluginError(f"plugin {info.location}: {message}") from None
             info.error = message

@@ -3,7 +3,9 @@
 A :class:`Component` is one thing a plugin offers: a generator, a discriminator,
 a dataset, a loss, a metric, an optimizer, a callback or a preset. It is a
 factory plus JSON-able defaults; :meth:`Registry.build` merges a user's overrides
-into those defaults, checks their names and types, and calls the factory.
+into those defaults, checks their names and types, and calls the factory. A
+factory named by import path (``"advnets.losses:MinimaxLoss"``) is imported only
+then (:mod:`advnets.factories`).
 """
 
 from __future__ import annotations
@@ -18,14 +20,11 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .errors import ConfigError, PluginError, close_matches
+from . import factories
+from .errors import ConfigError, PluginError, close_matches, exception_line
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 """Kinds and names are lowercase kebab-case: ``non-saturating``, ``gaussian-1d``."""
-
-
-def _first_line(doc: str | None) -> str:
-    return inspect.cleandoc(doc).splitlines()[0].strip() if doc and doc.strip() else ""
 
 
 def _json_copy(value: Any, where: str) -> Any:
@@ -47,10 +46,7 @@ def _signature_defaults(factory: Callable[..., Any], where: str) -> dict[str, An
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         if p.default is p.empty:
-            raise PluginError(
-                f"{where}: factory parameter {p.name!r} needs a default "
-                "(components are built from settings alone)"
-            )
+            raise factories.needs_default(where, p.name)
         defaults[p.name] = p.default
     return defaults
 
@@ -60,14 +56,18 @@ class Component:
     """One registered thing: ``build(kind, name, **overrides)`` calls ``factory``.
 
     ``summary`` defaults to the first line of the factory's docstring and
-    ``defaults`` to the factory's keyword defaults. ``aliases`` are other names
-    that find the same component (a renamed preset's old name, say). ``plugin``
-    is filled in by the loader, not by the author.
+    ``defaults`` to the factory's keyword defaults. ``factory`` may be the
+    callable or its import path, ``"package.module:Name"``: then both are read
+    from the module's source, and the module is imported only by ``build``, so
+    that listing components does not import what they need (torch).
+    ``aliases`` are other names that find the same component (a renamed
+    preset's old name, say). ``plugin`` is filled in by the loader, not by the
+    author.
     """
 
     kind: str
     name: str
-    factory: Callable[..., Any]
+    factory: Callable[..., Any] | str
     summary: str = ""
     defaults: Mapping[str, Any] | None = None
     plugin: str | None = None
@@ -86,17 +86,44 @@ class Component:
                 )
         if len(set(self.names)) < len(self.names):
             raise PluginError(f"{self.kind} {self.name!r}: its aliases repeat a name: {self.aliases}")
-        if not callable(self.factory):
-            raise PluginError(f"{self.kind} {self.name!r}: factory {self.factory!r} is not callable")
         where = f"{self.kind} {self.name!r}"
+        source = None  # a lazy factory's definition, read only for what the author did not give
+        if isinstance(self.factory, str):
+            factories.check_path(self.factory, where)
+            if self.defaults is None or not self.summary:
+                source = factories.FactorySource(self.factory, where)
+        elif not callable(self.factory):
+            raise PluginError(f"{where}: factory {self.factory!r} is not callable")
         defaults = self.defaults
         if defaults is None:
-            defaults = _signature_defaults(self.factory, where)
+            defaults = source.defaults() if self.lazy else _signature_defaults(self.factory, where)
         elif not isinstance(defaults, Mapping):
             raise PluginError(f"{where}: defaults must be a mapping, not {type(defaults).__name__}")
         object.__setattr__(self, "defaults", _json_copy(dict(defaults), f"{where} defaults"))
         if not self.summary:
-            object.__setattr__(self, "summary", _first_line(self.factory.__doc__))
+            summary = source.summary() if self.lazy else factories.doc_summary(self.factory.__doc__)
+            object.__setattr__(self, "summary", summary)
+
+    @property
+    def lazy(self) -> bool:
+        """Whether the factory is named by import path (imported on ``build``)."""
+        return isinstance(self.factory, str)
+
+    def load(self) -> Callable[..., Any]:
+        """The factory itself, imported now if it is named by import path."""
+        if not self.lazy:
+            return self.factory
+        try:
+            factory = factories.load(self.factory)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit too: plugin code cannot end a command as a success
+            raise PluginError(
+                f"{self.kind} {self.name!r} of plugin {self.plugin!r} failed to import {self.factory}: {exception_line(exc)}"
+            ) from None
+        if not callable(factory):
+            raise PluginError(f"{self.kind} {self.name!r} of plugin {self.plugin!r}: {self.factory} is not callable")
+        return factory
 
     @property
     def key(self) -> tuple[str, str]:
@@ -261,7 +288,8 @@ class Registry:
         """Merge defaults and overrides and call the component's factory."""
         component = self.get(kind, name)
         settings = merge_params(component, overrides)
+        factory = component.load()
         try:
-            return component.factory(**settings)
+            return factory(**settings)
         except SystemExit as exc:  # plugin code cannot end a command as if it had succeeded
             raise PluginError(f"{kind} {name!r} of plugin {component.plugin!r} called sys.exit({exc.code!r}) when built") from None

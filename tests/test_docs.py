@@ -239,3 +239,24 @@ def test_the_dataset_plugin_in_your_own_data_builds(tmp_path):
     data = load_plugins([plugin], environ={}).registry.build("dataset", "rings", n=500)
     assert data.train.shape == (500, 2) and data.test.shape == (500, 2)
     assert torch.allclose(data.train.norm(dim=1), torch.full((500,), 2.0))
+
+
+def test_the_lazy_plugin_in_writing_plugins_lists_without_importing_its_losses(tmp_path, monkeypatch):
+    """docs/plugins.md's my_plugin, with the README's SoftHinge as its losses.py."""
+    from advnets.plugins import load_plugins
+
+    package = tmp_path / "my_plugin"
+    package.mkdir()
+    registration = next(b for b in code_blocks(DOCS / "plugins.md", "python") if '"my_plugin.losses:SoftHinge"' in b)
+    (package / "__init__.py").write_text(registration)
+    (package / "losses.py").write_text(next(b for b in code_blocks(REPO / "README.md", "python") if "class SoftHinge" in b))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        registry = load_plugins([package / "__init__.py"], environ={}).registry
+        loss = registry.get("loss", "soft-hinge")
+        assert (loss.summary, loss.defaults) == ("Hinge loss with softplus instead of relu.", {"margin": 1.0})
+        assert "my_plugin.losses" not in sys.modules
+        assert registry.build("loss", "soft-hinge", margin=0.5).margin == 0.5
+    finally:
+        for name in ("my_plugin", "my_plugin.losses"):
+            sys.modules.pop(name, None)

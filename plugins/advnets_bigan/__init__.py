@@ -11,10 +11,6 @@ from __future__ import annotations
 
 from advnets import Component, hookimpl, preset_component
 
-from .callbacks import NearestNeighbourProbe, Reconstructions
-from .models import JointDiscriminator, MLPEncoder
-from .objective import bigan
-
 LATENT = 50  # Donahue et al.'s z on permutation-invariant MNIST: 50-d, uniform on [-1, 1]
 ADAM = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}
 
@@ -50,11 +46,11 @@ BIGAN_MNIST = {
 
 @hookimpl
 def register_components(register):
-    register(Component(kind="objective", name="bigan", factory=bigan))
-    register(Component(kind="encoder", name="bigan-mlp", factory=MLPEncoder))
-    register(Component(kind="discriminator", name="bigan-mlp", factory=JointDiscriminator))
-    register(Component(kind="callback", name="bigan-reconstructions", factory=Reconstructions))
-    register(Component(kind="callback", name="bigan-probe", factory=NearestNeighbourProbe))
+    register(Component(kind="objective", name="bigan", factory="advnets_bigan.objective:bigan"))
+    register(Component(kind="encoder", name="bigan-mlp", factory="advnets_bigan.models:MLPEncoder"))
+    register(Component(kind="discriminator", name="bigan-mlp", factory="advnets_bigan.models:JointDiscriminator"))
+    register(Component(kind="callback", name="bigan-reconstructions", factory="advnets_bigan.callbacks:Reconstructions"))
+    register(Component(kind="callback", name="bigan-probe", factory="advnets_bigan.callbacks:NearestNeighbourProbe"))
     register(
         preset_component(
             "bigan-mnist",

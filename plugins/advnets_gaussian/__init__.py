@@ -9,11 +9,6 @@ from __future__ import annotations
 
 from advnets import Component, hookimpl, preset_component
 
-from .data import gaussian_1d
-from .figure import FigureOne
-from .metrics import GaussianJS, GaussianKS, GaussianW1
-from .models import ToyDiscriminator, ToyGenerator
-
 TOY_GAUSSIAN = {
     # Uniform z through a small MLP, as in the paper's Figure 1. Found by a sweep
     # (docs/results.md): D learning 10x faster than G (two time-scale updates) and
@@ -33,13 +28,13 @@ TOY_GAUSSIAN = {
 
 @hookimpl
 def register_components(register):
-    register(Component(kind="dataset", name="gaussian-1d", factory=gaussian_1d))
-    register(Component(kind="generator", name="toy-mlp", factory=ToyGenerator))
-    register(Component(kind="discriminator", name="toy-mlp", factory=ToyDiscriminator))
-    register(Component(kind="metric", name="gaussian-w1", factory=GaussianW1))
-    register(Component(kind="metric", name="gaussian-ks", factory=GaussianKS))
-    register(Component(kind="metric", name="gaussian-js", factory=GaussianJS))
-    register(Component(kind="callback", name="figure-1", factory=FigureOne))
+    register(Component(kind="dataset", name="gaussian-1d", factory="advnets_gaussian.data:gaussian_1d"))
+    register(Component(kind="generator", name="toy-mlp", factory="advnets_gaussian.models:ToyGenerator"))
+    register(Component(kind="discriminator", name="toy-mlp", factory="advnets_gaussian.models:ToyDiscriminator"))
+    register(Component(kind="metric", name="gaussian-w1", factory="advnets_gaussian.metrics:GaussianW1"))
+    register(Component(kind="metric", name="gaussian-ks", factory="advnets_gaussian.metrics:GaussianKS"))
+    register(Component(kind="metric", name="gaussian-js", factory="advnets_gaussian.metrics:GaussianJS"))
+    register(Component(kind="callback", name="figure-1", factory="advnets_gaussian.figure:FigureOne"))
     register(
         preset_component(
             "toy-gaussian",

@@ -15,10 +15,6 @@ from __future__ import annotations
 
 from advnets import Component, hookimpl, preset_component
 
-from .data import fashion_mnist, mnist
-from .metrics import MnistCondAcc, MnistFID, MnistModes, MnistScore
-from .models import CondMLPDiscriminator, CondMLPGenerator, MLPDiscriminator, MLPGenerator, ProjectionMLPDiscriminator
-
 MNIST_METRICS = {"parzen": {}, "mnist-fid": {}, "mnist-score": {}, "mnist-modes": {}}
 
 MLP_MNIST_LECTURE = {
@@ -94,17 +90,17 @@ CGAN_MNIST = {
 
 @hookimpl
 def register_components(register):
-    register(Component(kind="dataset", name="mnist", factory=mnist))
-    register(Component(kind="dataset", name="fashion-mnist", factory=fashion_mnist))
-    register(Component(kind="generator", name="mlp", factory=MLPGenerator))
-    register(Component(kind="discriminator", name="mlp", factory=MLPDiscriminator))
-    register(Component(kind="metric", name="mnist-fid", factory=MnistFID))
-    register(Component(kind="metric", name="mnist-score", factory=MnistScore))
-    register(Component(kind="metric", name="mnist-modes", factory=MnistModes))
-    register(Component(kind="generator", name="cond-mlp", factory=CondMLPGenerator))
-    register(Component(kind="discriminator", name="cond-mlp", factory=CondMLPDiscriminator))
-    register(Component(kind="discriminator", name="projection-mlp", factory=ProjectionMLPDiscriminator))
-    register(Component(kind="metric", name="mnist-cond-acc", factory=MnistCondAcc))
+    register(Component(kind="dataset", name="mnist", factory="advnets_mnist.data:mnist"))
+    register(Component(kind="dataset", name="fashion-mnist", factory="advnets_mnist.data:fashion_mnist"))
+    register(Component(kind="generator", name="mlp", factory="advnets_mnist.models:MLPGenerator"))
+    register(Component(kind="discriminator", name="mlp", factory="advnets_mnist.models:MLPDiscriminator"))
+    register(Component(kind="metric", name="mnist-fid", factory="advnets_mnist.metrics:MnistFID"))
+    register(Component(kind="metric", name="mnist-score", factory="advnets_mnist.metrics:MnistScore"))
+    register(Component(kind="metric", name="mnist-modes", factory="advnets_mnist.metrics:MnistModes"))
+    register(Component(kind="generator", name="cond-mlp", factory="advnets_mnist.models:CondMLPGenerator"))
+    register(Component(kind="discriminator", name="cond-mlp", factory="advnets_mnist.models:CondMLPDiscriminator"))
+    register(Component(kind="discriminator", name="projection-mlp", factory="advnets_mnist.models:ProjectionMLPDiscriminator"))
+    register(Component(kind="metric", name="mnist-cond-acc", factory="advnets_mnist.metrics:MnistCondAcc"))
     register(
         preset_component(
             "mlp-mnist",
