@@ -690,10 +690,13 @@ def plot(
 ) -> None:
     """Draw a run's pictures: training.png (losses, D(x), D(G(z)), evaluations) and samples.gif."""
     from .config import load_config_file
-    from .plots import plot_run
+    from .plots import damaged_note, plot_run, read_metrics
 
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: no such run folder")
+    records, damaged = read_metrics(run_dir)
+    if damaged:
+        err_console.print(damaged_note(run_dir, damaged), markup=False)
     equilibrium = None
     if (run_dir / "config.json").is_file():
         loss = load_config_file(run_dir / "config.json").get("loss") or {}
@@ -701,7 +704,7 @@ def plot(
         registry = _plugins(plugin).registry
         if ("loss", loss.get("name")) in registry:
             equilibrium = registry.build("loss", loss["name"], **settings).equilibrium
-    for path in plot_run(run_dir, equilibrium):
+    for path in plot_run(run_dir, equilibrium, records):
         out_console.print(f"wrote {path}")
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from advnets.cli import app
-from advnets.plots import read_records
+from advnets.plots import read_metrics, read_records
 
 runner = CliRunner()
 TOY = ["run", "toy-gaussian", "--seed", "1", "--set", "callbacks={}", "--set", "eval.every_epochs=1"]
@@ -92,6 +92,7 @@ def test_records_of_a_resumed_run_count_once(tmp_path):
     records = read_records(tmp_path)
     assert [(r["event"], r["step"]) for r in records] == [("train", 100), ("eval", 200), ("train", 200)]
     assert records[-1]["d_loss"] == 2.5
+    assert read_metrics(tmp_path) == (records, [5])  # the line cut short, by its number
 
 
 def test_plot_of_a_folder_without_metrics(tmp_path):
