@@ -220,7 +220,7 @@ def run(
     logger: Annotated[
         Optional[list[str]],
         typer.Option(
-            "--logger", metavar="NAME", help="Also log to this logger (repeatable): csv, tensorboard; jsonl is always on."
+            "--logger", metavar="NAME", help="Also log to this logger (repeatable): csv, tensorboard, mlflow; jsonl is always on."
         ),
     ] = None,
     no_eval: Annotated[
