@@ -44,7 +44,12 @@ class _BareHelpFlag:
 
 
 class _Command(_BareHelpFlag, TyperCommand):
-    pass
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:  # an argument taking one or more values: <path>..., not <list[Path]>
+            if param.param_type_name == "argument" and param.nargs == -1:
+                one = param.bare_type().removeprefix("list[").removesuffix("]").lower()
+                param.display_type_rich = lambda ctx, one=one: f"<{one}>..."  # type: ignore[method-assign]
 
 
 class _Group(_BareHelpFlag, TyperGroup):
@@ -261,7 +266,7 @@ def run(
     logger: Annotated[
         Optional[list[str]],
         typer.Option(
-            "--logger", metavar="NAME", help="Also log to this logger (repeatable): csv, tensorboard; jsonl is always on."
+            "--logger", metavar="NAME", help="Also log to this logger (repeatable): csv, tensorboard, mlflow; jsonl is always on."
         ),
     ] = None,
     no_eval: Annotated[
@@ -754,10 +759,13 @@ def plot(
 ) -> None:
     """Draw a run's pictures: training.png (losses, D(x), D(G(z)), evaluations) and samples.gif."""
     from .config import load_config_file
-    from .plots import plot_run
+    from .plots import damaged_note, plot_run, read_metrics
 
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: no such run folder")
+    records, damaged = read_metrics(run_dir)
+    if damaged:
+        err_console.print(damaged_note(run_dir, damaged), markup=False)
     equilibrium = None
     if (run_dir / "config.json").is_file():
         loss = load_config_file(run_dir / "config.json").get("loss") or {}
@@ -765,8 +773,45 @@ def plot(
         registry = _plugins(plugin, run_dir).registry
         if ("loss", loss.get("name")) in registry:
             equilibrium = registry.build("loss", loss["name"], **settings).equilibrium
-    for path in plot_run(run_dir, equilibrium):
+    for path in plot_run(run_dir, equilibrium, records):
         out_console.print(f"wrote {path}")
+
+
+# --- compare -----------------------------------------------------------------------------
+
+
+@app.command(cls=_Command)
+def compare(
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN", help="Two or more run folders.", show_default=False)],
+    out: Annotated[Path, typer.Option(help="The plot of the runs' curves overlaid, one colour per run (.png).")] = Path("compare.png"),
+    force: Annotated[bool, typer.Option("--force", metavar="", help="Overwrite --out if it exists.")] = False,
+    no_plot: Annotated[bool, typer.Option("--no-plot", metavar="", help="Print the comparison only; write no plot.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Compare runs: preset, steps, final losses, evaluations at the end and at their best, and one plot of their curves.
+
+    Best: a metric does not say which way it is better, so the best value is given only for the number a run keeps best.safetensors by (eval.best), the way its eval.mode says; every evaluation number shows its lowest and highest value with their steps. The plot overlays the losses and the evaluations that all the runs have.
+    """
+    from .compare import compare_runs, comparison_table, plot_comparison
+    from .plots import damaged_note
+
+    comparison = compare_runs(runs)
+    if not no_plot:
+        if out.suffix.lower() != ".png":
+            raise ConfigError(f"{out}: the plot is a PNG file; give --out a name ending in .png")
+        if out.exists() and not force:
+            raise ConfigError(f"{out} already exists; give --force to overwrite it")
+    for run in comparison.runs:
+        if run.damaged:
+            err_console.print(damaged_note(run.path, run.damaged), markup=False)
+    if not no_plot:
+        plot_comparison(comparison, out)
+    if as_json:
+        print(json.dumps({**comparison.as_json(), "plot": None if no_plot else str(out)}, indent=2))
+    else:
+        out_console.print(comparison_table(comparison))
+    if not no_plot:
+        err_console.print(f"wrote {out}", markup=False)
 
 
 # --- entry point -----------------------------------------------------------------------

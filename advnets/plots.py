@@ -25,22 +25,49 @@ MAX_FRAMES = 60
 EVAL_KEYS = ("parzen", "mnist_fid", "mnist_score", "w1", "ks")
 
 
-def read_records(run_dir: Path) -> list[dict[str, Any]]:
+def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[int]]:
+    """A run's records from metrics.jsonl, and the numbers of the lines skipped as damaged.
+
+    A damaged line (cut short by a crash, or not a JSON object with an integer step) is
+    skipped; the callers say so. A resumed run repeats the steps after its checkpoint:
+    the last record of each (event, step) is kept, and the records come in step order.
+    """
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         raise AdvnetsError(f"{run_dir}: no metrics.jsonl to plot (was the jsonl logger on?)")
-    records = []
-    for line in path.read_text().splitlines():
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise AdvnetsError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    records, damaged = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
         try:
-            records.append(json.loads(line))
-        except ValueError:
-            continue  # a line cut short by a crash
-    # A resumed run repeats the steps after its checkpoint: keep the last record of each (event, step).
-    latest = {(r.get("event"), r.get("step")): r for r in records}
-    return sorted(latest.values(), key=lambda r: (r.get("step", 0), r.get("event", "")))
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            record = None
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and not isinstance(record["step"], bool):
+            records.append(record)
+        else:
+            damaged.append(number)
+    latest = {(str(r.get("event")), r["step"]): r for r in records}
+    return sorted(latest.values(), key=lambda r: (r["step"], str(r.get("event", "")))), damaged
 
 
-def _diagnostics(records: list[dict[str, Any]], equilibrium: float | None) -> dict[str, dict[str, Any]]:
+def read_records(run_dir: Path) -> list[dict[str, Any]]:
+    """A run's records from metrics.jsonl (:func:`read_metrics`), damaged lines left out."""
+    return read_metrics(run_dir)[0]
+
+
+def damaged_note(run_dir: Path, damaged: list[int]) -> str:
+    """One line that says which lines of a run's metrics.jsonl were skipped."""
+    shown = ", ".join(map(str, damaged[:10])) + (", ..." if len(damaged) > 10 else "")
+    lines = "line" if len(damaged) == 1 else f"{len(damaged)} lines"
+    return f"note: {run_dir / 'metrics.jsonl'}: skipped damaged {lines} ({shown})"
+
+
+def diagnostics_of(records: list[dict[str, Any]], equilibrium: float | None) -> dict[str, dict[str, Any]]:
     """The run's own description of its numbers; for runs of the first release, the 2014 game's."""
     described = [r["diagnostics"] for r in records if r.get("event") == "diagnostics" and isinstance(r.get("diagnostics"), dict)]
     if described:
@@ -73,7 +100,7 @@ def plot_training(records: list[dict[str, Any]], path: Path, equilibrium: float 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    diagnostics = _diagnostics(records, equilibrium)
+    diagnostics = diagnostics_of(records, equilibrium)
     train = [r for r in records if r.get("event") == "train" and any(key in r for key in diagnostics)]
     evals = [r for r in records if r.get("event") == "eval"]
     if not train:
@@ -131,11 +158,15 @@ def animate_samples(samples_dir: Path, path: Path, scale: int = 2) -> Path | Non
     return path
 
 
-def plot_run(run_dir: Path, equilibrium: float | None = None) -> list[Path]:
-    """Write training.png and samples.gif (when there are grids) into ``run_dir``; the paths written."""
+def plot_run(run_dir: Path, equilibrium: float | None = None, records: list[dict[str, Any]] | None = None) -> list[Path]:
+    """Write training.png and samples.gif (when there are grids) into ``run_dir``; the paths written.
+
+    ``records`` are the run's, if the caller has read them already (:func:`read_metrics`).
+    """
     run_dir = Path(run_dir)
     title = run_dir.name
-    written = [plot_training(read_records(run_dir), run_dir / "training.png", equilibrium, title)]
+    records = read_records(run_dir) if records is None else records
+    written = [plot_training(records, run_dir / "training.png", equilibrium, title)]
     gif = animate_samples(run_dir / "samples", run_dir / "samples.gif")
     if gif is not None:
         written.append(gif)

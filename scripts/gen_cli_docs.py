@@ -20,11 +20,18 @@ def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
 
 
+def _argument_name(param) -> str:
+    """An argument as usage lines show it: its metavar or name, with ... when it takes one or more values."""
+    return (param.metavar or param.name).upper() + ("..." if param.nargs == -1 else "")
+
+
 def _param_row(param) -> str:
-    names = ", ".join(f"`{n}`" for n in (param.opts + param.secondary_opts)) if param.param_type_name == "option" else f"`{param.name.upper()}`"
+    names = ", ".join(f"`{n}`" for n in (param.opts + param.secondary_opts)) if param.param_type_name == "option" else f"`{_argument_name(param)}`"
     kind = "flag" if getattr(param, "is_flag", False) else param.bare_type().lower()
     if getattr(param, "multiple", False):
         kind = kind.removeprefix("list[").removesuffix("]") + ", repeatable"  # the type of one value
+    elif param.nargs == -1:
+        kind = kind.removeprefix("list[").removesuffix("]") + ", one or more"
     default = param.default
     unset = default is None or default is False or default == () or callable(default)  # not `in`: 0 == False
     shown = "" if unset else f"`{default}`"
@@ -36,7 +43,7 @@ def _command(path: list[str], command) -> list[str]:
     if command.help:
         lines += [command.help.strip(), ""]
     arguments = [p for p in command.params if p.param_type_name == "argument"]
-    usage = " ".join(path) + " [OPTIONS]" + "".join(f" {'' if p.required else '['}{p.name.upper()}{'' if p.required else ']'}" for p in arguments)
+    usage = " ".join(path) + " [OPTIONS]" + "".join(f" {'' if p.required else '['}{_argument_name(p)}{'' if p.required else ']'}" for p in arguments)
     lines += ["```", usage, "```", ""]
     params = [p for p in command.params if p.name not in ("help",)]
     if params:

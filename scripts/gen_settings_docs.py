@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from advnets.config import CORE, MAPS, PLAYER_FIELDS, SLOT_DEFAULTS, SLOTS, Setting
+from advnets.plugins import load_plugins
 
 TARGET = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
 
@@ -45,6 +46,28 @@ callbacks.sample-grid=null` removes it, `--set callbacks.sample-grid.n=16` chang
 a setting. The `jsonl` logger is always on (`advnets plot` and the training plots
 read `metrics.jsonl`); `--set logger=NAME` (or `advnets run --logger NAME`) adds
 another.
+"""
+
+LOGGERS_TEXT = """\
+## Loggers
+
+`jsonl` is always on; `advnets run --logger NAME` (repeatable) or `--set logger=NAME`
+adds another, and `--set loggers.NAME.SETTING=VALUE` changes one of its settings.
+
+The `mlflow` logger (`pip install -e '.[mlflow]'`) records the numbers of each
+record as metrics named `EVENT/KEY` (`train/d_loss`, `eval/w1`) at their step,
+the run's configuration, flattened, as parameters (`trainer.k`, `loss.name`), and
+`config.json`, the sample grids (`samples/step_*.png`) and the final checkpoint
+(`checkpoints/`, unless `log_checkpoint` is false) as artifacts. With
+`tracking_uri` null it keeps a store of the run's own in `RUN_DIR/mlflow`
+(SQLite in `mlflow.db`, artifacts in `artifacts/`): no server, and it works
+offline. Any MLflow tracking URI (`http://host:5000`, `sqlite:///path/mlflow.db`)
+sends the run there instead; `experiment` names the MLflow experiment.
+`RUN_DIR/mlflow.json` keeps the MLflow run's id, and `advnets run --resume` goes
+on in that MLflow run: the steps after the checkpoint are logged again, as in
+`metrics.jsonl`, and a setting that changed (a longer `trainer.steps`) keeps its
+first value as a parameter, since MLflow never changes one; `config.json` is
+logged again.
 """
 
 
@@ -93,6 +116,13 @@ def render() -> str:
     for path, kind in MAPS.items():
         default = "`jsonl`" if path == ("loggers",) else "none"
         lines.append(f"| `{'.'.join(path)}` | {kind}s | {default} |")
+    lines += ["", LOGGERS_TEXT, "| logger | setting | default | what it writes |", "| --- | --- | --- | --- |"]
+    for component in load_plugins(environ={}).registry.components(kind="logger", plugin="advnets"):
+        settings = component.defaults or {"": None}
+        for n, (key, value) in enumerate(settings.items()):
+            what = _cell(component.summary) if n == 0 else ""
+            name = f"**{component.name}**" if n == 0 else ""  # not `name`: rows that start so are core settings
+            lines.append(f"| {name} | {f'`{key}`' if key else ''} | {f'`{json.dumps(value)}`' if key else ''} | {what} |")
     lines += ["", PLAYERS_TEXT.format(fields=", ".join(f"`{f}`" for f in sorted(PLAYER_FIELDS)))]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -64,3 +64,12 @@ def _cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
 def cli():
     """``cli("run", ...)`` runs the real command line in a subprocess."""
     return _cli
+
+
+@pytest.fixture(scope="session")
+def toy_run(tmp_path_factory, cli):
+    """30 steps of toy-gaussian without its figure, through the CLI: its folder, and what the command printed."""
+    out = tmp_path_factory.mktemp("toy") / "run"
+    made = cli("run", "toy-gaussian", "--steps", "30", "--out", str(out), "--set", "callbacks={}")
+    assert made.returncode == 0, made.stderr
+    return out, made

@@ -157,15 +157,6 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, cli):
         assert torch.equal(value, state["generator"][key]), key
 
 
-@pytest.fixture(scope="module")
-def toy_run(tmp_path_factory, cli):
-    """30 steps of toy-gaussian without its figure, through the CLI: its folder, and what the command printed."""
-    out = tmp_path_factory.mktemp("toy") / "run"
-    made = cli("run", "toy-gaussian", "--steps", "30", "--out", str(out), "--set", "callbacks={}")
-    assert made.returncode == 0, made.stderr
-    return out, made
-
-
 @pytest.mark.slow
 def test_sample_writes_a_histogram_or_tensors_and_overwrites_only_with_force(tmp_path, cli, toy_run):
     out, _ = toy_run
@@ -249,7 +240,7 @@ def test_public_names_load_on_first_use():
 
 
 @pytest.mark.parametrize(
-    "path", [[], ["run"], ["info"], ["config"], ["sample"], ["eval"], ["plot"], ["list"], ["list", "components"], ["list", "plugins"]]
+    "path", [[], ["run"], ["info"], ["config"], ["sample"], ["eval"], ["plot"], ["compare"], ["list"], ["list", "components"], ["list", "plugins"]]
 )
 def test_h_is_help_and_flags_show_no_type(path):
     result = invoke(*path, "-h")

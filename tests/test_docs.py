@@ -94,6 +94,7 @@ SHORT = ["--steps", "20", "--set", "eval.n_samples=500"]
 FEWER = ["--n", "500"]  # appended to evaluations: the same metrics on fewer samples
 BF16 = ["--steps", "3", "--set", "eval.n_samples=500"]  # SHORT for bf16, which trains at ~120 samples/s on a CPU without bf16 units
 RUN_DIR = "runs/mlp-mnist-20261130-101500"  # the example run folder the README's tour refers to
+SECOND_RUN = "runs/mlp-mnist-20261201-090000"  # the second run the tour compares with it
 # How each command of README.md and docs/*.md is exercised: run here as written ("run"), run
 # with arguments that only shorten it ("run", extra), run by another test ("test", where),
 # needing a GPU ("cuda": run here if there is one, else it must refuse cleanly), or not
@@ -128,6 +129,7 @@ COMMANDS: dict[str, tuple] = {
     "advnets run cgan-mnist --plugin ~/one_hot.py --set generator=one-hot --set discriminator=one-hot": ("run", SHORT),
     "advnets eval runs/lecture": ("run", FEWER),
     f"advnets plot {RUN_DIR}": ("run", []),
+    f"advnets compare {RUN_DIR} {SECOND_RUN}": ("run", []),
     "advnets run toy-gaussian --nproc 2": ("run", SHORT),
     "advnets run mlp-mnist --precision bf16 --logger tensorboard": ("run", BF16),
     "advnets config mlp-mnist --set trainer.k=2": ("run", []),
@@ -209,6 +211,15 @@ def example_run(tour):
     return cwd / RUN_DIR
 
 
+@pytest.fixture(scope="module")
+def second_run(tour):
+    """Another short run of the tour's command, with another seed: what the tour's `advnets compare` sets beside the first."""
+    cwd, home, mnist = tour
+    made = shell(f"advnets run mlp-mnist --epochs 1 --seed 1 --out {SECOND_RUN}", SHORT, cwd, home, mnist)
+    assert made.returncode == 0, made.stderr
+    return cwd / SECOND_RUN
+
+
 RUNNABLE = [c for c, (how, *_) in COMMANDS.items() if how in ("run", "cuda")]
 # the commands that neither train nor evaluate nor launch anything: the fast loop (-m "not slow") runs these
 QUICK = ("advnets list ", "advnets info ", "advnets config ")
@@ -223,6 +234,8 @@ def test_documented_command(command, tour, request):
     cwd, home, mnist = tour
     if RUN_DIR in command:
         request.getfixturevalue("example_run")
+    if SECOND_RUN in command:
+        request.getfixturevalue("second_run")
     how, extra = COMMANDS[command]
     result = shell(command, extra, cwd, home, mnist)
     if how == "cuda" and not torch.cuda.is_available():

@@ -1,16 +1,18 @@
-"""Loggers (jsonl, csv, tensorboard) and the pictures of a run (training.png, samples.gif)."""
+"""Loggers (jsonl, csv, tensorboard, mlflow) and the pictures of a run (training.png, samples.gif)."""
 
 from __future__ import annotations
 
 import csv
 import json
+import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
 from advnets.cli import app
-from advnets.plots import read_records
+from advnets.plots import read_metrics, read_records
 
 runner = CliRunner()
 TOY = ["run", "toy-gaussian", "--seed", "1", "--set", "callbacks={}", "--set", "eval.every_epochs=1"]
@@ -69,6 +71,56 @@ def test_tensorboard_logger_writes_scalars_and_sample_grids(tmp_path, mnist_dir)
     assert [e.step for e in events.Images("samples")] == [0, 30]  # the grids at the start and the end
 
 
+@pytest.mark.slow
+def test_mlflow_logger_records_metrics_params_and_artifacts_and_resume_goes_on_in_the_same_run(tmp_path, mnist_dir):
+    pytest.importorskip("mlflow", reason="the mlflow logger needs MLflow: pip install -e '.[mlflow]' (the test extra has it)")
+    from mlflow.tracking import MlflowClient
+
+    out = tmp_path / "run"
+    short_mnist_run(out, mnist_dir, 30, "logger=mlflow", "checkpoint.every_steps=20")
+    recorded = json.loads((out / "mlflow.json").read_text())
+    assert recorded["tracking_uri"] is None  # the run's own store, in RUN_DIR/mlflow
+    resumed = runner.invoke(app, ["run", "--resume", str(out), "--steps", "40"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((out / "mlflow.json").read_text()) == recorded  # the same MLflow run goes on
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{out.resolve() / 'mlflow' / 'mlflow.db'}")
+    [experiment] = [e for e in client.search_experiments() if e.name == "advnets"]
+    [run] = client.search_runs([experiment.experiment_id])
+    assert run.info.run_id == recorded["run_id"] and run.info.status == "FINISHED" and run.info.run_name == "run"
+    jsonl = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    history = client.get_metric_history(run.info.run_id, "train/d_loss")
+    assert [m.step for m in history] == [10, 20, 30, 40]  # 10, 20 and 30 before the resume, 40 after it
+    last = {r["step"]: r for r in jsonl if r["event"] == "train"}  # the resumed run's records of each step
+    assert history[-1].value == pytest.approx(last[40]["d_loss"])
+    assert {"train/g_loss", "train/d_real", "train/d_fake", "train/samples_per_s"} <= set(run.data.metrics)
+    config = json.loads((out / "config.json").read_text())
+    params = run.data.params
+    assert params["preset"] == "mlp-mnist-lecture" and params["trainer.k"] == str(config["trainer"]["k"])
+    assert params["g_optimizer.betas"] == json.dumps(config["g_optimizer"]["betas"]) and params["loss.name"] == config["loss"]["name"]
+    assert params["trainer.steps"] == "30"  # MLflow keeps a parameter's first value; config.json (an artifact) has 40
+    assert run.data.tags["advnets.run_id"] == config["run_id"]
+
+    def artifacts(path=None):
+        for item in client.list_artifacts(run.info.run_id, path):
+            yield from artifacts(item.path) if item.is_dir else [item.path]
+
+    listed = set(artifacts())
+    assert {"config.json", "samples/step_000000000.png", "samples/step_000000030.png", "samples/step_000000040.png"} <= listed
+    assert {"checkpoints/step-000000030.safetensors", "checkpoints/step-000000040.safetensors"} <= listed  # the last of each fit
+    saved = client.download_artifacts(run.info.run_id, "checkpoints/step-000000040.safetensors", str(tmp_path))
+    assert Path(saved).read_bytes() == (out / "checkpoints" / "step-000000040.safetensors").read_bytes()
+
+
+def test_without_mlflow_the_mlflow_logger_is_one_line_with_the_pip_command(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if it were not installed: importing it fails
+    out = tmp_path / "run"
+    result = runner.invoke(app, [*TOY, "--steps", "5", "--out", str(out), "--logger", "mlflow"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == "error: the mlflow logger needs mlflow: pip install 'advnets[mlflow]'\n"
+    assert not out.exists()  # refused before the run folder is made
+
+
 def test_a_run_leaves_its_training_curves_and_sample_animation(tmp_path, mnist_dir):
     out = tmp_path / "run"
     short_mnist_run(out, mnist_dir, 40, "callbacks.sample-grid.every_steps=10")
@@ -92,6 +144,7 @@ def test_records_of_a_resumed_run_count_once(tmp_path):
     records = read_records(tmp_path)
     assert [(r["event"], r["step"]) for r in records] == [("train", 100), ("eval", 200), ("train", 200)]
     assert records[-1]["d_loss"] == 2.5
+    assert read_metrics(tmp_path) == (records, [5])  # the line cut short, by its number
 
 
 def test_plot_of_a_folder_without_metrics(tmp_path):
