@@ -33,6 +33,7 @@ BUILTINS = {
         "jsonl": "advnets.loggers:JsonlLogger",
         "csv": "advnets.loggers:CsvLogger",
         "tensorboard": "advnets.loggers:TensorBoardLogger",
+        "mlflow": "advnets.loggers:MlflowLogger",
     },
     "callback": {"sample-grid": "advnets.callbacks:SampleGrid", "weight-clip": "advnets.callbacks:WeightClip"},
     "metric": {"parzen": "advnets.metrics:Parzen"},

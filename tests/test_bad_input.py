@@ -108,6 +108,7 @@ def recorded_plugins(records: object) -> Callable[[Path, pytest.FixtureRequest],
             (tmp / "p.py").write_text("# the plugin as it is now\n")
             entries = [{"path": str(tmp / "p.py"), "sha256": "0" * 64}]
         (tmp / "old-run" / "config.json").write_text(json.dumps({"plugin_files": entries}))
+        (tmp / "old-run" / "metrics.jsonl").write_text(json.dumps({"event": "train", "step": 10, "d_loss": 1.0}) + "\n")
         return args
 
     return setup
