@@ -109,8 +109,8 @@ def test_nproc_launches_torchrun_for_this_machine(tmp_path):
     "args, message",
     [
         (["--set", "trainer.k=0"], "error: k (discriminator steps per generator step) must be >= 1, got 0"),
-        (["--set", "trainer.batch_size=0"], "error: batch_size must be >= 1, got 0"),
-        (["--nproc", "0"], "error: --nproc must be >= 1, got 0"),
+        pytest.param(["--set", "trainer.batch_size=0"], "error: batch_size must be >= 1, got 0", marks=pytest.mark.slow),
+        pytest.param(["--nproc", "0"], "error: --nproc must be >= 1, got 0", marks=pytest.mark.slow),
     ],
     ids=["k of 0", "batch of 0", "no processes"],
 )

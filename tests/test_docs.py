@@ -74,7 +74,7 @@ def test_the_public_names_table_lists_exactly_the_exports():
     assert listed == set(advnets.__all__)
 
 
-@pytest.mark.parametrize("index", [pytest.param(0, marks=pytest.mark.slow), 1])
+@pytest.mark.parametrize("index", [pytest.param(0, marks=pytest.mark.slow), pytest.param(1, marks=pytest.mark.slow)])
 def test_the_python_examples_run_as_written(tmp_path, monkeypatch, index):
     monkeypatch.chdir(tmp_path)
     code = code_blocks(DOCS / "python.md", "python")[index]

@@ -18,6 +18,7 @@ runner = CliRunner()
 TOY = ["run", "toy-gaussian", "--seed", "1", "--set", "callbacks={}", "--set", "eval.every_epochs=1"]
 
 
+@pytest.mark.slow
 def test_csv_and_jsonl_loggers_write_the_same_records(tmp_path):
     out = tmp_path / "run"
     result = runner.invoke(app, [*TOY, "--steps", "350", "--out", str(out), "--set", 'logger=["jsonl", "csv"]'])
@@ -58,6 +59,7 @@ def short_mnist_run(out, mnist_dir, steps: int, *settings: str) -> None:
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.slow
 def test_tensorboard_logger_writes_scalars_and_sample_grids(tmp_path, mnist_dir):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -121,6 +123,7 @@ def test_without_mlflow_the_mlflow_logger_is_one_line_with_the_pip_command(tmp_p
     assert not out.exists()  # refused before the run folder is made
 
 
+@pytest.mark.slow
 def test_a_run_leaves_its_training_curves_and_sample_animation(tmp_path, mnist_dir):
     out = tmp_path / "run"
     short_mnist_run(out, mnist_dir, 40, "callbacks.sample-grid.every_steps=10")

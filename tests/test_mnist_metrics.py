@@ -100,6 +100,7 @@ def test_real_images_score_as_real_images(reference_row):
     assert reference_row["real"] == "mnist train[0:10000]"
 
 
+@pytest.mark.slow
 def test_eval_of_a_run_writes_eval_json(mnist_dir, tmp_path):
     out = tmp_path / "run"
     runner = CliRunner()

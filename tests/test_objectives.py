@@ -113,6 +113,7 @@ def test_an_objective_needs_its_players():
         make_trainer(objective=Recover())
 
 
+@pytest.mark.slow
 def test_a_plugin_file_outside_the_repository_adds_an_objective_with_a_third_player(tmp_path, cli):
     plugin = tmp_path / "elsewhere" / "latent_regression.py"
     plugin.parent.mkdir()
@@ -448,6 +449,7 @@ def test_sigkill_and_resume_with_three_players_a_k_schedule_and_an_lr_scheduler(
     assert a["lr_schedulers"] == b["lr_schedulers"] and a["progress"] == b["progress"]
 
 
+@pytest.mark.slow
 def test_the_weight_clip_callback_makes_the_original_wgan(cli, tmp_path):
     """WGAN with weight clipping through the hook, as a component: every critic weight ends within the clip."""
     out = tmp_path / "wgan"

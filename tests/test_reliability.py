@@ -169,6 +169,7 @@ def test_a_nan_gradient_with_a_finite_loss_is_caught():
     assert trainer._skipped == 1
 
 
+@pytest.mark.slow
 def test_too_many_bad_steps_in_a_row_stop_the_run_with_the_weights_from_before(tmp_path):
     out, reference = tmp_path / "run", tmp_path / "reference"
     common = ["toy-gaussian", "--seed", "3", "--plugin", str(FAULTY), "--set", "loss=faulty", "--set", "eval.every_epochs=0", "--set", "callbacks={}"]
