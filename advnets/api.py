@@ -63,9 +63,20 @@ def train(
     return run
 
 
-def resume(run_dir: str | os.PathLike[str], *, steps: int | None = None, epochs: int | None = None) -> Run:
-    """``advnets run --resume RUN_DIR``: continue (or extend) a run from its newest good checkpoint."""
-    run = resume_run(registry(), run_dir, steps=steps, epochs=epochs)
+def resume(
+    run_dir: str | os.PathLike[str],
+    *,
+    steps: int | None = None,
+    epochs: int | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> Run:
+    """``advnets run --resume RUN_DIR``: continue (or extend) a run from its newest good checkpoint.
+
+    ``settings`` (dotted keys, as ``--set``) may change what leaves the steps already taken as
+    they were: learning rates, eval, loggers, checkpoints (``advnets.runs.RESUMABLE``).
+    """
+    overrides = [(tuple(key.split(".")), value) for key, value in (settings or {}).items()]
+    run = resume_run(registry(), run_dir, steps=steps, epochs=epochs, overrides=overrides)
     run.fit()
     return run
 

@@ -53,7 +53,12 @@ class _Command(_BareHelpFlag, TyperCommand):
 
 
 class _Group(_BareHelpFlag, TyperGroup):
-    pass
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        for param in params:  # typer's --install-completion and --show-completion are flags: no <bool>
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
 
 
 class _UserErrorsExit2(_Group):
@@ -97,7 +102,7 @@ app = typer.Typer(
     cls=_UserErrorsExit2,
     help="Adversarial nets as a framework: Algorithm 1 of Goodfellow et al. (2014), with plugins.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every subcommand

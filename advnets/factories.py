@@ -38,7 +38,8 @@ _MISSING = object()
 
 def doc_summary(doc: str | None) -> str:
     """The first line of a docstring, cleaned as :func:`inspect.cleandoc` does; ``""`` if there is none."""
-    return inspect.cleandoc(doc).splitlines()[0].strip() if doc and doc.strip() else ""
+    line = inspect.cleandoc(doc).splitlines()[0].strip() if doc and doc.strip() else ""
+    return line.replace("``", "`")  # reStructuredText's literals, shown as Markdown's (listings, docs)
 
 
 def needs_default(where: str, parameter: str) -> PluginError:

@@ -171,7 +171,7 @@ def new_run_dir(out: str | os.PathLike[str] | None, preset: str | None, check: b
         path = Path(out)
         if check and path.exists() and (not path.is_dir() or any(path.iterdir())):
             runlock.check_free(path)  # a live run's folder: say so rather than "not empty"
-            raise ConfigError(f"output folder {path} already exists and is not empty; choose another --out, or --resume it")
+            raise ConfigError(f"output folder {path} already exists and is not empty; choose another output folder (--out), or resume the run in it")
     else:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         base = Path(DEFAULT_RUNS_DIR) / f"{preset or 'run'}-{stamp}"
@@ -223,7 +223,7 @@ def start_run(
             raise ConfigError(f"cannot create output folder {run_dir}: {exc.strerror or exc}") from None
         runlock.claim(run_dir)
         if any(p.name != runlock.LOCK_NAME for p in run_dir.iterdir()):  # another run filled it since the check
-            raise ConfigError(f"output folder {run_dir} already exists and is not empty; choose another --out, or --resume it")
+            raise ConfigError(f"output folder {run_dir} already exists and is not empty; choose another output folder (--out), or resume the run in it")
         try:
             write_json_atomic(run_dir / CONFIG_NAME, config)
         except AdvnetsError as exc:

@@ -74,6 +74,17 @@ def test_the_public_names_table_lists_exactly_the_exports():
     assert listed == set(advnets.__all__)
 
 
+def test_the_readme_python_examples_use_only_public_names():
+    """What the README shows from Python is what python.md lists: advnets.NAME in __all__, no deeper imports."""
+    blocks = code_blocks(REPO / "README.md", "python")
+    assert blocks
+    for code in blocks:
+        assert not re.findall(r"from advnets\.\w+ import|import advnets\.\w+", code), code
+        imported = {n.strip() for line in re.findall(r"from advnets import ([^\n]+)", code) for n in line.split(",")}
+        used = set(re.findall(r"\badvnets\.(\w+)", code))
+        assert (imported | used) <= set(advnets.__all__), (imported | used) - set(advnets.__all__)
+
+
 @pytest.mark.parametrize("index", [pytest.param(0, marks=pytest.mark.slow), pytest.param(1, marks=pytest.mark.slow)])
 def test_the_python_examples_run_as_written(tmp_path, monkeypatch, index):
     monkeypatch.chdir(tmp_path)
