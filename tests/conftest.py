@@ -7,9 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+# One thread per process, set before torch is imported, and inherited by every subprocess the
+# tests start (CLI runs, torchrun workers, benchmarks). The suite's models are small: with two
+# threads each, two processes at once, or any other load on the machine, make every tiny op wait
+# for a descheduled thread (python.md's 13-second quickstart took 425 s that way). Tests of
+# --threads set their own. A run's results depend on its thread count only through the order of
+# floating-point sums, and every comparison in the suite is between runs made here alike.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from advnets.plugins import load_plugins
+import pytest  # noqa: E402
+
+from advnets.plugins import load_plugins  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST_FILES = (
