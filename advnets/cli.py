@@ -229,6 +229,7 @@ class _StopOnSignal:
     def __init__(self) -> None:
         self.trainer: Any = None
         self.signal: int | None = None
+        self.last: int = signal.SIGINT
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _StopOnSignal:
@@ -242,6 +243,7 @@ class _StopOnSignal:
 
     def _handle(self, signum: int, frame: object) -> None:
         if self.signal is not None or self.trainer is None:
+            self.last = signum  # the exit code says which signal ended it: 130 for SIGINT, 143 for SIGTERM
             raise KeyboardInterrupt  # a second signal: leave now; checkpoint writes are atomic
         self.signal = signum
         self.trainer.should_stop = True
@@ -388,7 +390,8 @@ def _run(preset, set_, options, out, resume, plugin, check_world_size: int | Non
             return
         for note in session.skipped:
             say(note)
-        say(f"resuming {resume} from {session.resumed_from.name} (step {session.trainer.step})")
+        if session.resumed_from is not None:
+            say(f"resuming {resume} from {session.resumed_from.name} (step {session.trainer.step})")
         for change in session.config["changes"][-1:]:
             if change["step"] == session.trainer.step:
                 changes = ", ".join(f"{k} {json.dumps(change['was'][k])} -> {json.dumps(v)}" for k, v in change["set"].items())
@@ -415,9 +418,12 @@ def _run(preset, set_, options, out, resume, plugin, check_world_size: int | Non
             session.fit()
         except KeyboardInterrupt:
             display.on_fit_end(trainer)
-            say(f"interrupted at step {trainer.step}; resume from the last checkpoint with:")
+            if _has_checkpoint(session):
+                say(f"interrupted at step {trainer.step}; resume from the last checkpoint with:")
+            else:
+                say(f"interrupted at step {trainer.step}, before the first checkpoint; this starts it again from step 0:")
             say(f"  advnets run --resume {session.run_dir}")
-            raise typer.Exit(130) from None
+            raise typer.Exit(128 + stopper.last) from None
         except (WriteError, OSError) as exc:
             display.on_fit_end(trainer)
             if main:
@@ -431,6 +437,13 @@ def _run(preset, set_, options, out, resume, plugin, check_world_size: int | Non
     if stopper.signal is not None:
         say(f"stopped early; resume with:  advnets run --resume {session.run_dir}")
         raise typer.Exit(128 + stopper.signal)
+
+
+def _has_checkpoint(session: Any) -> bool:
+    """Whether the run folder holds a step checkpoint to resume from (this process's, or an earlier one's)."""
+    from .checkpoint import step_checkpoints
+
+    return session.checkpointer.last_path is not None or bool(step_checkpoints(session.run_dir / "checkpoints"))
 
 
 def _failed_write(exc: OSError | WriteError) -> str:

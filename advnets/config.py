@@ -421,6 +421,8 @@ def resolve(
     _check_core(config)
     if config["seed"] is not None and not 0 <= config["seed"] < 2**63:
         raise ConfigError(f"seed must be in [0, 2**63), got {config['seed']}")
+    if not 0 <= config["eval"]["seed"] < 2**63:
+        raise ConfigError(f"eval.seed must be in [0, 2**63), got {config['eval']['seed']}")
     if config["seed"] is None and draw_seed:
         config["seed"] = secrets.randbits(31)
     if config["run_id"] is not None and not (isinstance(config["run_id"], str) and RUN_ID_PATTERN.match(config["run_id"])):

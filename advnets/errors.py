@@ -52,17 +52,24 @@ def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> str:
     return f" (did you mean: {', '.join(found)}?)" if found else ""
 
 
+MAX_LINE = 400
+"""The longest message an error line carries from an exception (torch can list a hundred mismatches)."""
+
+
 def first_line(exc: BaseException) -> str:
-    """An exception's message cut to its first line (its type's name if it has none)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    """An exception's message on one line: its lines joined by "; " (a validator's reason is often on
+    the second), cut at :data:`MAX_LINE` characters; its type's name if it has no message."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = "; ".join(line.rstrip(":;") if i < len(lines) - 1 else line for i, line in enumerate(lines))
+    return text if len(text) <= MAX_LINE else text[: MAX_LINE - 3] + "..."
 
 
 def exception_line(exc: BaseException) -> str:
-    """What went wrong in plugin code, in one line: the exception's type and its message's first line."""
+    """What went wrong in plugin code, in one line: the exception's type and its message (:func:`first_line`)."""
     if isinstance(exc, SystemExit):
         return f"SystemExit: the plugin called sys.exit({exc.code!r})"
     if isinstance(exc, SyntaxError):
         return f"SyntaxError: {exc.msg} (line {exc.lineno})"
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__

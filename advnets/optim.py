@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 
 OptimizerMaker = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
 
@@ -41,7 +41,7 @@ def _maker(name: str, cls: type[torch.optim.Optimizer], impl: str, **settings: o
     try:  # a dry build on one parameter: torch's own checks (eps < 0, a beta of 1) as one line, now
         cls([torch.nn.Parameter(torch.zeros(1))], **settings)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{name}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+        raise ConfigError(f"{name}: {first_line(exc)}") from None
 
     def make(params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
         params = list(params)

@@ -293,3 +293,7 @@ class Registry:
             return factory(**settings)
         except SystemExit as exc:  # plugin code cannot end a command as if it had succeeded
             raise PluginError(f"{kind} {name!r} of plugin {component.plugin!r} called sys.exit({exc.code!r}) when built") from None
+        except (ValueError, TypeError, RuntimeError, MemoryError, OverflowError) as exc:
+            # settings that pass the type check but not the factory (or torch under it: a layer of
+            # 2**40 units cannot be allocated): one line naming the component, before anything is written
+            raise ConfigError(f"{kind} {name!r} cannot be built with these settings: {exception_line(exc)}") from None

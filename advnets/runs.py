@@ -33,6 +33,7 @@ from .checkpoint import (
     newest_of_run,
     remove_unfinished_writes,
     set_aside,
+    step_checkpoints,
     write_json_atomic,
 )
 from .config import MAPS, SLOTS, load_config_file, resolve
@@ -41,6 +42,7 @@ from .errors import AdvnetsError, CheckpointError, ConfigError, first_line
 from .objectives import Objective
 from .players import PlayerSpec
 from .registry import NAME_PATTERN, Registry
+from .samples import check_sample_memory
 from .trainer import AdversarialTrainer, Callback, generate
 from .validate import check_module_state, validate_state
 
@@ -119,6 +121,8 @@ def build_trainer(
     checkpointer = Checkpointer(**config["checkpoint"])
     eval_config = dict(config["eval"])
     metrics = {name: registry.build("metric", name, **settings) for name, settings in eval_config.pop("metrics").items()}
+    if metrics:
+        check_sample_memory("eval.n_samples", eval_config["n_samples"], parts.dataset.sample_shape)
     if metrics:
         callbacks.append(Evaluate(metrics, checkpointer=checkpointer, **eval_config))
     elif eval_config["best"] is not None:
@@ -231,6 +235,58 @@ def start_run(
     return Run(config, run_dir, trainer, checkpointer)
 
 
+def given_overrides(
+    steps: int | None, epochs: int | None, device: str | None, data_dir: str | None, overrides: Iterable[tuple[tuple[str, ...], Any]]
+) -> list[tuple[tuple[str, ...], Any]]:
+    """A resume's options as overrides, in the order ``--set`` would apply them."""
+    given: list[tuple[tuple[str, ...], Any]] = []
+    if device is not None:
+        given.append((("device",), device))
+    if data_dir is not None:
+        given.append((("dataset", "data_dir"), data_dir))
+    if steps is not None or epochs is not None:
+        given.append((("trainer", "steps"), steps))
+        if epochs is not None:
+            given.append((("trainer", "epochs"), epochs))
+    return given + list(overrides)
+
+
+def _restart(
+    registry: Registry,
+    run_dir: Path,
+    *,
+    overrides: list[tuple[tuple[str, ...], Any]],
+    plugin_files: list[dict[str, str]] | None,
+    extra_callbacks: Iterable[Callback],
+    check_world_size: int | None,
+) -> Run | None:
+    """A run killed before its first checkpoint, trained again from step 0 in its folder with its config.json."""
+    path = run_dir / CONFIG_NAME
+    try:
+        saved = resolve(registry, base=load_config_file(path))
+    except AdvnetsError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    config = resolve(registry, base=saved, overrides=overrides)
+    changed = changed_settings(saved, config)
+    check_resumable(changed, config)  # the same rules as a resume from a checkpoint
+    if changed:
+        config["changes"] = [*config["changes"], {
+            "step": 0,
+            "set": {".".join(key): new for key, (_, new) in changed.items()},
+            "was": {".".join(key): old for key, (old, _) in changed.items()},
+        }]
+    if plugin_files is not None:
+        config["plugin_files"] = plugin_files
+    trainer, checkpointer = build_trainer(registry, config, run_dir, extra_callbacks)
+    if check_world_size is not None:
+        return None
+    if distributed.is_main():
+        runlock.claim(run_dir)
+        write_json_atomic(run_dir / CONFIG_NAME, config)
+    note = f"{run_dir} has no checkpoint yet (stopped before its first): training it again from step 0 with its config.json"
+    return Run(config, run_dir, trainer, checkpointer, resumed_from=None, skipped=[note])
+
+
 def check_start(registry: Registry, config: dict[str, Any], out: str | os.PathLike[str] | None) -> None:
     """Everything :func:`start_run` checks, for a job torchrun is about to start: nothing is written."""
     new_run_dir(out, folder_prefix(registry, config.get("preset")))
@@ -305,20 +361,14 @@ def resume_run(
     elif main:
         runlock.claim_existing(run_dir)  # a live run's folder: refused before anything is read
     run_id, unrecorded = recorded_run_id(run_dir)
+    if isinstance(run_id, str) and not step_checkpoints(run_dir / "checkpoints"):  # killed before its first checkpoint
+        return _restart(registry, run_dir, overrides=given_overrides(steps, epochs, device, data_dir, overrides),
+                        plugin_files=plugin_files, extra_callbacks=extra_callbacks, check_world_size=check_world_size)
     path, state, metadata, unusable = newest_of_run(run_dir / "checkpoints", run_id)
     config = metadata.get("config")
     if not isinstance(config, dict):
         raise CheckpointError(f"{path}: the checkpoint carries no advnets run configuration")
-    given: list[tuple[tuple[str, ...], Any]] = []
-    if device is not None:
-        given.append((("device",), device))
-    if data_dir is not None:
-        given.append((("dataset", "data_dir"), data_dir))
-    if steps is not None or epochs is not None:
-        given.append((("trainer", "steps"), steps))
-        if epochs is not None:
-            given.append((("trainer", "epochs"), epochs))
-    given += list(overrides)
+    given = given_overrides(steps, epochs, device, data_dir, overrides)
     try:
         saved = resolve(registry, base=config)
     except AdvnetsError as exc:

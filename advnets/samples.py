@@ -42,11 +42,16 @@ def check_sample_out(out: Path, data_info: dict[str, Any], n: int) -> None:
     shape = tuple(data_info.get("shape") or ())
     if suffix == ".png" and len(shape) == 3 and n > MAX_GRID_IMAGES:
         raise ConfigError(f"--n {n:,}: a grid of more than {MAX_GRID_IMAGES:,} images is no picture; write them to a .safetensors file")
+    check_sample_memory("--n", n, shape)
+
+
+def check_sample_memory(what: str, n: int, shape: tuple[int, ...]) -> None:
+    """One line if ``n`` float32 samples of ``shape`` (drawn in chunks, then joined) cannot fit in half the memory."""
     need = n * math.prod(shape or (1,)) * 4
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
     if total and 2 * need > total // 2:  # the chunks and their concatenation: twice the samples, in half the memory
         raise ConfigError(
-            f"--n {n:,}: the samples alone take {need / 2**30:,.1f} GiB and this machine has {total / 2**30:,.1f} GiB; draw fewer"
+            f"{what} {n:,}: the samples alone take {need / 2**30:,.1f} GiB and this machine has {total / 2**30:,.1f} GiB; draw fewer"
         )
 
 

@@ -48,6 +48,10 @@ HOT_HOOKS = ("on_after_backward", "on_before_optimizer_step", "on_after_optimize
 """Callback hooks inside a step: called only for the callbacks that override them."""
 
 
+MAX_STEPS = 2**62
+"""The most steps a run may ask for: counters, data order and checkpoints hold steps as int64."""
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` picks cuda, then mps, then cpu; anything else must be available."""
     if isinstance(device, torch.device):
@@ -711,11 +715,13 @@ class AdversarialTrainer:
     def steps_for(self, *, steps: int | None = None, epochs: int | None = None) -> int:
         """The absolute step at which ``fit`` stops: ``steps`` wins over ``epochs``."""
         if steps is not None:
-            if steps < 1:
-                raise ConfigError(f"steps must be >= 1, got {steps}")
+            if not 1 <= steps <= MAX_STEPS:
+                raise ConfigError(f"steps must be in [1, 2**62] (the step counters are 64-bit), got {steps}")
             return steps
         if epochs is None or epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {epochs}")
+        if epochs * max(self.steps_per_epoch, 1) > MAX_STEPS:
+            raise ConfigError(f"epochs: {epochs} epochs are more than 2**62 steps (the step counters are 64-bit)")
         if self.k_schedule is None and isinstance(self.objective, GANObjective):
             return epochs * self.steps_per_epoch  # the same number of batches every step
         return self._steps_for_epochs(epochs)

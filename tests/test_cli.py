@@ -201,6 +201,39 @@ def test_a_signal_stops_at_a_step_boundary_with_a_checkpoint(tmp_path, sig, code
     assert 0 < metadata["step"] < 1000 * 156
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_second_signal_stops_at_once_with_its_own_exit_code_and_an_honest_hint(tmp_path, sig, code):
+    """No checkpoint yet (checkpoints only at the end): the hint must not promise one, and --resume starts over."""
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVNETS_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "advnets", "run", "toy-gaussian", "--epochs", "1000", "--out", str(out), "--set", "trainer.log_every=10",
+         "--set", "checkpoint.every_epochs=0", "--set", "callbacks={}", "--no-eval"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 60
+    while not ((out / "metrics.jsonl").exists() and (out / "metrics.jsonl").stat().st_size > 0):
+        assert time.time() < deadline and process.poll() is None, "the run did not start"
+        time.sleep(0.1)
+    process.send_signal(sig)
+    time.sleep(0.01)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == code, stderr
+    saved = sorted((out / "checkpoints").glob("step-*.safetensors"))
+    if saved:  # the second signal came after the stop had written its checkpoint
+        assert "stopped early; resume with:" in stderr or "resume from the last checkpoint" in stderr, stderr
+    else:
+        assert "before the first checkpoint; this starts it again from step 0:" in stderr, stderr
+    assert f"advnets run --resume {out}" in stderr
+    target = str(int(saved[-1].stem.split("-")[1]) + 5 if saved else 20)
+    again = subprocess.run([sys.executable, "-m", "advnets", "run", "--resume", str(out), "--steps", target], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert ("has no checkpoint yet" in again.stderr) == (not saved)
+
+
 def test_info_works_for_every_registered_component(registry):
     for component in registry.components():
         result = invoke("info", component.kind, component.name)

@@ -100,10 +100,13 @@ def test_the_python_examples_run_as_written(tmp_path, monkeypatch, index):
 
 # --- every command in the docs is run ------------------------------------------------------
 
-# appended to long training commands: the same command, stopped early, its closing evaluation on fewer samples
-SHORT = ["--steps", "20", "--set", "eval.n_samples=500"]
+# appended to long training commands: the same command, stopped early, without its closing evaluation
+# (tests/test_mnist.py and test_mnist_metrics.py evaluate real runs; here each one would cost more than the run)
+SHORT = ["--steps", "20", "--no-eval"]
+# the same, with its closing evaluation on fewer samples: runs whose best.safetensors a later command reads
+SHORT_EVAL = ["--steps", "20", "--set", "eval.n_samples=500"]
 FEWER = ["--n", "500"]  # appended to evaluations: the same metrics on fewer samples
-BF16 = ["--steps", "3", "--set", "eval.n_samples=500"]  # SHORT for bf16, which trains at ~120 samples/s on a CPU without bf16 units
+BF16 = ["--steps", "3", "--no-eval"]  # SHORT for bf16, which trains at ~120 samples/s on a CPU without bf16 units
 RUN_DIR = "runs/mlp-mnist-20261130-101500"  # the example run folder the README's tour refers to
 SECOND_RUN = "runs/mlp-mnist-20261201-090000"  # the second run the tour compares with it
 # How each command of README.md and docs/*.md is exercised: run here as written ("run"), run
@@ -118,7 +121,7 @@ COMMANDS: dict[str, tuple] = {
     "advnets list components --kind preset": ("run", []),
     "advnets list plugins": ("run", []),
     "advnets info loss wasserstein": ("run", []),
-    "advnets run toy-gaussian": ("run", SHORT),  # shortened: tests/test_gaussian.py trains the whole preset
+    "advnets run toy-gaussian": ("run", SHORT_EVAL),  # shortened: tests/test_gaussian.py trains the whole preset
     "advnets run mlp-mnist --epochs 1": ("test", "the example_run fixture below runs it, shortened, to make the tour's run folder"),
     "advnets run mlp-mnist --set loss=hinge --set trainer.k=2 --set g_optimizer.lr=2e-4": ("run", SHORT),
     f"advnets run {RUN_DIR}/config.json": ("run", SHORT),
@@ -128,11 +131,11 @@ COMMANDS: dict[str, tuple] = {
     f"advnets sample {RUN_DIR} --interpolate --out paths.png": ("run", []),
     f"advnets eval {RUN_DIR}": ("run", FEWER),
     "advnets eval --real mlp-mnist": ("run", FEWER),
-    "advnets run mlp-mnist --seed 0 --set trainer.ema_start=0 --out runs/fast": ("run", SHORT),
+    "advnets run mlp-mnist --seed 0 --set trainer.ema_start=0 --out runs/fast": ("run", SHORT_EVAL),
     "advnets eval runs/fast/checkpoints/best.safetensors": ("run", FEWER),
     "advnets eval runs/fast/checkpoints/best.safetensors --raw": ("run", FEWER),
     "advnets run mlp-mnist-lecture --seed 0 --out runs/lecture": ("run", SHORT),
-    "advnets run cgan-mnist --seed 0 --out runs/cgan": ("run", SHORT),
+    "advnets run cgan-mnist --seed 0 --out runs/cgan": ("run", SHORT_EVAL),
     "advnets run cgan-mnist --set discriminator=cond-mlp": ("run", SHORT),
     "advnets sample runs/cgan --n 100 --nrow 10 --out digits.png": ("run", []),
     "advnets sample runs/cgan --label 3 --n 64 --out threes.png": ("run", []),

@@ -91,8 +91,8 @@ def test_sigkill_then_resume_gives_bit_identical_weights(tmp_path, uninterrupted
         assert not (out / "checkpoints" / "step-000000250.safetensors").exists()  # never under its real name
     if failpoint == "step=49":
         assert step_checkpoints(out / "checkpoints") == []
-        resumed = advnets("run", *RUN, "--steps", str(TOTAL), "--out", str(tmp_path / "again"))
-        out = tmp_path / "again"
+        resumed = advnets("run", "--resume", str(out))  # no checkpoint: it trains again from step 0, and says so
+        assert "has no checkpoint yet (stopped before its first): training it again from step 0" in resumed.stderr
     else:
         resumed = advnets("run", "--resume", str(out))
         assert "resuming" in resumed.stderr
