@@ -323,6 +323,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.5, help="rough length of one contender's segment")
     parser.add_argument("--bf16", action="store_true", help="also time the trainer with --set trainer.precision=bf16")
     parser.add_argument("--rss-steps", type=int, default=400, help="steps of the run whose peak memory is read")
+    parser.add_argument("--arithmetic-batch", type=int, default=1024, help="batch of the trainer timed against the matmul rate")
     parser.add_argument("--json", default=str(REPO / "benchmarks" / "throughput.json"))
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -359,23 +360,24 @@ def main() -> None:
             if isinstance(contender, TrainerRun):
                 contender.close()
 
-    console.print("[bold]batch 1024[/]: arithmetic rate of the trainer against the matmul rate")
-    trainer_run = TrainerRun(1024, data_dir, device)
+    big = args.arithmetic_batch
+    console.print(f"[bold]batch {big}[/]: arithmetic rate of the trainer against the matmul rate")
+    trainer_run = TrainerRun(big, data_dir, device)
     trainer_run.run(2)
     flops = flops_per_step(trainer_run.trainer)
     rates, matmul = [], []
     for _ in range(3):
         rates.append(trainer_run.run(8))
-        matmul.append(matmul_rate(device, 1024)[0])
+        matmul.append(matmul_rate(device, big)[0])
     trainer_run.close()
-    achieved = statistics.median(rates) / 1024 * flops / 1e9
+    achieved = statistics.median(rates) / big * flops / 1e9
     report["arithmetic"] = {
-        "batch": 1024,
-        "flops_per_sample": flops / 1024,
+        "batch": big,
+        "flops_per_sample": flops / big,
         "trainer_samples_per_s": spread(rates),
         "trainer_gflops": achieved,
         "matmul_gflops": spread(matmul),
-        "matmul_layers": matmul_rate(device, 1024)[1],
+        "matmul_layers": matmul_rate(device, big)[1],
         "fraction": achieved / statistics.median(matmul),
     }
     if device.type == "cpu":
@@ -416,7 +418,7 @@ def _print(report: dict, console: Console) -> None:
     console.print(table)
     a = report["arithmetic"]
     console.print(
-        f"batch 1024: {a['flops_per_sample'] / 1e6:.1f} MFLOP per sample in matmuls; trainer {a['trainer_gflops']:.1f} GFLOP/s "
+        f"batch {a['batch']}: {a['flops_per_sample'] / 1e6:.1f} MFLOP per sample in matmuls; trainer {a['trainer_gflops']:.1f} GFLOP/s "
         f"against {a['matmul_gflops']['median']:.1f} GFLOP/s of float32 matmul at the layer sizes = {a['fraction']:.0%}"
     )
     if "peak_rss_mib" in report:

@@ -14,6 +14,9 @@ from pathlib import Path
 # --threads set their own. A run's results depend on its thread count only through the order of
 # floating-point sums, and every comparison in the suite is between runs made here alike.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The command line's consoles take their width from COLUMNS when advnets.cli is imported: the same
+# 200 columns in every pytest worker (whatever terminal started it) and in every subprocess.
+os.environ["COLUMNS"] = "200"
 
 import pytest  # noqa: E402
 

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_throughput_benchmark_runs_and_reports(tmp_path, mnist_dir):
     out = tmp_path / "throughput.json"
     command = [sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--data-dir", str(mnist_dir), "--rounds", "1",
-               "--seconds", "0.3", "--batches", "32", "--bf16", "--rss-steps", "30", "--json", str(out)]
+               "--seconds", "0.3", "--batches", "32", "--bf16", "--rss-steps", "30", "--arithmetic-batch", "128", "--json", str(out)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = json.loads(out.read_text())
