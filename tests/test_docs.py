@@ -126,6 +126,7 @@ COMMANDS: dict[str, tuple] = {
     "advnets run mlp-mnist --set loss=hinge --set trainer.k=2 --set g_optimizer.lr=2e-4": ("run", SHORT),
     f"advnets run {RUN_DIR}/config.json": ("run", SHORT),
     f"advnets run --resume {RUN_DIR} --epochs 5": ("run", ["--steps", "30"]),
+    f"advnets run --resume {RUN_DIR} --epochs 8 --set g_optimizer.lr=1e-4 --logger csv": ("run", ["--steps", "40"]),
     f"advnets sample {RUN_DIR} --n 64 --out grid.png": ("run", []),
     f"advnets sample {RUN_DIR} --nearest --out nearest.png": ("run", []),
     f"advnets sample {RUN_DIR} --interpolate --out paths.png": ("run", []),
