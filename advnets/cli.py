@@ -791,8 +791,11 @@ def plot(
         registry = _plugins(plugin, run_dir).registry
         if ("loss", loss.get("name")) in registry:
             equilibrium = registry.build("loss", loss["name"], **settings).equilibrium
-    for path in plot_run(run_dir, equilibrium, records):
+    notes: list[str] = []
+    for path in plot_run(run_dir, equilibrium, records, notes=notes):
         out_console.print(f"wrote {path}")
+    for note in notes:
+        err_console.print(note, markup=False)
 
 
 # --- compare -----------------------------------------------------------------------------

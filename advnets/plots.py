@@ -134,8 +134,11 @@ def plot_training(records: list[dict[str, Any]], path: Path, equilibrium: float 
     return path
 
 
-def animate_samples(samples_dir: Path, path: Path, scale: int = 2) -> Path | None:
-    """An animated GIF of the grids in ``samples_dir`` (at most MAX_FRAMES, evenly picked, last kept)."""
+def animate_samples(samples_dir: Path, path: Path, scale: int = 2, notes: list[str] | None = None) -> Path | None:
+    """An animated GIF of the grids in ``samples_dir`` (at most MAX_FRAMES, evenly picked, last kept).
+
+    A grid that cannot be read (cut short by a crash or a full disk) is left out, and ``notes`` says so.
+    """
     from PIL import Image, ImageDraw
 
     grids = sorted(samples_dir.glob("step_*.png")) if samples_dir.is_dir() else []
@@ -144,30 +147,41 @@ def animate_samples(samples_dir: Path, path: Path, scale: int = 2) -> Path | Non
     if len(grids) > MAX_FRAMES:
         picks = {round(i * (len(grids) - 1) / (MAX_FRAMES - 1)) for i in range(MAX_FRAMES)}
         grids = [g for i, g in enumerate(grids) if i in picks]
-    frames = []
+    frames, damaged = [], []
     for grid in grids:
-        with Image.open(grid) as image:
-            picture = image.convert("RGB").resize((image.width * scale, image.height * scale), Image.NEAREST)
+        try:
+            with Image.open(grid) as image:
+                picture = image.convert("RGB").resize((image.width * scale, image.height * scale), Image.NEAREST)
+        except (OSError, ValueError, SyntaxError):  # PIL's UnidentifiedImageError and "image file is truncated" are OSErrors
+            damaged.append(grid.name)
+            continue
         frame = Image.new("RGB", (picture.width, picture.height + 22), "white")
         frame.paste(picture, (0, 22))
         step = int(re.search(r"(\d+)", grid.stem).group(1))
         ImageDraw.Draw(frame).text((6, 5), f"step {step}", fill="black")
         frames.append(frame)
+    if damaged and notes is not None:
+        notes.append(f"note: {samples_dir}: left out of the animation, unreadable: {', '.join(damaged[:5])}{' ...' if len(damaged) > 5 else ''}")
+    if not frames:
+        return None
     hold = [400] * (len(frames) - 1) + [2000]  # linger on the last grid
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=hold, loop=0, optimize=True)
     return path
 
 
-def plot_run(run_dir: Path, equilibrium: float | None = None, records: list[dict[str, Any]] | None = None) -> list[Path]:
+def plot_run(
+    run_dir: Path, equilibrium: float | None = None, records: list[dict[str, Any]] | None = None, notes: list[str] | None = None
+) -> list[Path]:
     """Write training.png and samples.gif (when there are grids) into ``run_dir``; the paths written.
 
-    ``records`` are the run's, if the caller has read them already (:func:`read_metrics`).
+    ``records`` are the run's, if the caller has read them already (:func:`read_metrics`);
+    ``notes`` collects what was left out (unreadable grids).
     """
     run_dir = Path(run_dir)
     title = run_dir.name
     records = read_records(run_dir) if records is None else records
     written = [plot_training(records, run_dir / "training.png", equilibrium, title)]
-    gif = animate_samples(run_dir / "samples", run_dir / "samples.gif")
+    gif = animate_samples(run_dir / "samples", run_dir / "samples.gif", notes=notes)
     if gif is not None:
         written.append(gif)
     return written

@@ -189,3 +189,18 @@ def test_compare_two_real_runs_through_the_cli(tmp_path, cli, toy_run):
     assert as_json["shared"] == {"losses": ["d_loss", "g_loss"], "eval": ["w1", "ks", "js"]}
     again = cli("compare", str(first), str(second), "--out", str(png))
     assert again.returncode == 2 and "already exists; give --force" in again.stderr
+
+
+def test_plot_leaves_out_an_unreadable_grid_and_says_so(tmp_path):
+    """A grid cut short (a crash, a full disk) must not cost the run its pictures: the animation goes on without it."""
+    run = write_run(tmp_path / "run", [train(10, 1.0), train(20, 0.9)])
+    (run / "samples").mkdir()
+    Image.new("L", (28, 28), 128).save(run / "samples" / "step_000000010.png")
+    whole = (run / "samples" / "step_000000010.png").read_bytes()
+    (run / "samples" / "step_000000020.png").write_bytes(whole[: len(whole) // 2])
+    (run / "samples" / "step_000000030.png").write_bytes(b"not a png")
+    result = invoke("plot", run)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"note: {run / 'samples'}: left out of the animation, unreadable: step_000000020.png, step_000000030.png\n"
+    with Image.open(run / "samples.gif") as gif:
+        assert gif.format == "GIF" and gif.n_frames == 1
