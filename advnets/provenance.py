@@ -99,10 +99,11 @@ def files_to_load(recorded: list[dict[str, str]], given: Iterable[Path], where: 
                 f"{where} records the plugin file {path}, which is no longer there; "
                 "put it back, or name its new place with --plugin"
             )
-        if file_digest(path) != digest:
+        now = file_digest(path)
+        if now != digest:
             raise ConfigError(
                 f"the plugin file {path} changed since {where} recorded it (sha256 {digest[:12]}..., now "
-                f"{file_digest(path)[:12]}...); restore it, or give --plugin {path} to load it as it is now"
+                f"{now[:12]}...); restore it, or give --plugin {path} to load it as it is now"
             )
         if path not in extra:
             extra.append(path)

@@ -43,7 +43,7 @@ from .objectives import Objective
 from .players import PlayerSpec
 from .registry import NAME_PATTERN, Registry
 from .samples import check_sample_memory
-from .trainer import AdversarialTrainer, Callback, generate
+from .trainer import AdversarialTrainer, Callback, check_world_size, generate
 from .validate import check_module_state, validate_state
 
 CONFIG_NAME = "config.json"
@@ -269,12 +269,7 @@ def _restart(
     config = resolve(registry, base=saved, overrides=overrides)
     changed = changed_settings(saved, config)
     check_resumable(changed, config)  # the same rules as a resume from a checkpoint
-    if changed:
-        config["changes"] = [*config["changes"], {
-            "step": 0,
-            "set": {".".join(key): new for key, (_, new) in changed.items()},
-            "was": {".".join(key): old for key, (old, _) in changed.items()},
-        }]
+    record_changes(config, changed, step=0)
     if plugin_files is not None:
         config["plugin_files"] = plugin_files
     trainer, checkpointer = build_trainer(registry, config, run_dir, extra_callbacks)
@@ -295,16 +290,10 @@ def check_start(registry: Registry, config: dict[str, Any], out: str | os.PathLi
 
 def _check_state(path: Path, state: dict[str, Any], trainer: AdversarialTrainer, world_size: int) -> None:
     """What ``load_state_dict`` checks before it loads, for ``world_size`` processes."""
-    progress = state.get("progress")
-    saved = progress.get("world_size", 1) if isinstance(progress, dict) else 1
-    if saved != world_size:
-        raise CheckpointError(
-            f"{path}: the checkpoint was trained by {saved} process(es); resume it with the same number "
-            f"(--nproc {saved}), not {world_size}"
-        )
     try:
+        check_world_size(state.get("progress"), world_size)
         validate_state(state, trainer)
-    except CheckpointError as exc:
+    except AdvnetsError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
 
 
@@ -401,15 +390,7 @@ def resume_run(
         )
     for player, (old, new) in _learning_rate_changes(changed).items():
         trainer.change_learning_rate(player, old, new)
-    if changed:
-        config["changes"] = [
-            *config["changes"],
-            {
-                "step": trainer.step,
-                "set": {".".join(key): new for key, (_, new) in changed.items()},
-                "was": {".".join(key): old for key, (old, _) in changed.items()},
-            },
-        ]
+    record_changes(config, changed, step=trainer.step)
     notes: list[str] = []
     if main:  # everything checked: only now, as its owner, does anything in the folder change
         runlock.claim(run_dir)
@@ -447,6 +428,19 @@ def changed_settings(before: dict[str, Any], after: dict[str, Any]) -> dict[tupl
     old = {k: v for k, v in _flatten(before).items() if k[0] not in _NOT_SETTINGS}
     new = {k: v for k, v in _flatten(after).items() if k[0] not in _NOT_SETTINGS}
     return {key: (old.get(key), new.get(key)) for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)}
+
+
+def record_changes(config: dict[str, Any], changed: dict[tuple[str, ...], tuple[Any, Any]], step: int) -> None:
+    """Append ``{"step", "set", "was"}`` to ``config["changes"]`` if anything changed."""
+    if changed:
+        config["changes"] = [
+            *config["changes"],
+            {
+                "step": step,
+                "set": {".".join(key): new for key, (_, new) in changed.items()},
+                "was": {".".join(key): old for key, (old, _) in changed.items()},
+            },
+        ]
 
 
 def _lr_owner(key: tuple[str, ...]) -> str | None:
@@ -506,7 +500,6 @@ def _edited_config(run_dir: Path, saved: dict[str, Any]) -> list[str]:
         f"config.json differs from the checkpoint's configuration ({shown}); the checkpoint's is used and config.json "
         "rewritten: change settings with --set when resuming"
     ]
-
 
 
 @dataclasses.dataclass

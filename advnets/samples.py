@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-
 import secrets
 from pathlib import Path
 from typing import Any
@@ -31,14 +30,19 @@ MAX_GRID_IMAGES = 10_000
 """The most images ``advnets sample`` puts in one PNG grid (more is not a picture; use .safetensors)."""
 
 
-def check_sample_out(out: Path, data_info: dict[str, Any], n: int) -> None:
-    """Before anything is drawn: ``out`` can be written, names a format that fits, and ``n`` samples fit in memory."""
-    out = Path(out)
+def _sample_format(out: Path) -> str:
+    """``.png`` or ``.safetensors``: the format ``out`` names, once its folder is known to exist."""
     if not out.parent.is_dir():
         raise ConfigError(f"cannot write {out}: folder {out.parent} does not exist")
     suffix = out.suffix.lower()
     if suffix not in (".png", ".safetensors"):
         raise ConfigError(f"cannot write {out}: use a .png or .safetensors file name")
+    return suffix
+
+
+def check_sample_out(out: Path, data_info: dict[str, Any], n: int) -> None:
+    """Before anything is drawn: ``out`` can be written, names a format that fits, and ``n`` samples fit in memory."""
+    suffix = _sample_format(Path(out))
     shape = tuple(data_info.get("shape") or ())
     if suffix == ".png" and len(shape) == 3 and n > MAX_GRID_IMAGES:
         raise ConfigError(f"--n {n:,}: a grid of more than {MAX_GRID_IMAGES:,} images is no picture; write them to a .safetensors file")
@@ -58,14 +62,9 @@ def check_sample_memory(what: str, n: int, shape: tuple[int, ...]) -> None:
 def write_samples(samples: Tensor, data_info: dict[str, Any], out: Path, nrow: int = 8) -> None:
     """``.png``: a grid for images, a histogram for 1-D samples; ``.safetensors``: the raw tensor."""
     out = Path(out)
-    if not out.parent.is_dir():
-        raise ConfigError(f"cannot write {out}: folder {out.parent} does not exist")
-    suffix = out.suffix.lower()
-    if suffix == ".safetensors":
+    if _sample_format(out) == ".safetensors":
         write_atomic(out, safetensors.torch.save({"samples": samples.detach().cpu().contiguous()}))
         return
-    if suffix != ".png":
-        raise ConfigError(f"cannot write {out}: use a .png or .safetensors file name")
     shape = tuple(samples.shape[1:])
     if len(shape) == 3 and data_info.get("model_range") is not None:
         from .callbacks import save_grid

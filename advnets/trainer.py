@@ -52,6 +52,15 @@ MAX_STEPS = 2**62
 """The most steps a run may ask for: counters, data order and checkpoints hold steps as int64."""
 
 
+def check_world_size(progress: Any, world_size: int) -> None:
+    """A checkpoint resumes only with the number of processes that trained it (the data order is sharded by it)."""
+    saved = progress.get("world_size", 1) if isinstance(progress, Mapping) else 1
+    if saved != world_size:
+        raise ConfigError(
+            f"the checkpoint was trained by {saved} process(es); resume it with the same number (--nproc {saved}), not {world_size}"
+        )
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` picks cuda, then mps, then cpu; anything else must be available."""
     if isinstance(device, torch.device):
@@ -777,24 +786,25 @@ class AdversarialTrainer:
         """After a resume with ``--set``: ``player``'s learning rate is ``new`` where it was ``old``.
 
         The rates the checkpoint's optimiser reached are scaled by new/old, and so is its
-        schedule (the legacy ``lr_schedule`` scales the player's ``base_lrs``, built from the new
-        configuration; a
-        scheduler's saved ``base_lrs`` and last rates are scaled before it is rebuilt), so
-        a warm-up or a decay goes on from where it was, towards the new rate.
+        schedule (the legacy ``lr_schedule`` scales the player's ``base_lrs``, built from the
+        new configuration; a scheduler's saved ``base_lrs`` and last rates are scaled before it
+        is rebuilt), so a warm-up or a decay goes on from where it was, towards the new rate.
         """
         if not (math.isfinite(new) and new >= 0 and old > 0):
             raise ConfigError(f"{player}: cannot change the learning rate from {old} to {new}")
-        ratio = new / old
-        spec = self.players[player]
-        for group in spec.optimizer.param_groups:
-            group["lr"] = new if group["lr"] == old else group["lr"] * ratio
-            if "initial_lr" in group:
-                group["initial_lr"] = new if group["initial_lr"] == old else group["initial_lr"] * ratio
+
+        def scaled(lr: float) -> float:  # exactly the new rate where the old one stood
+            return new if lr == old else lr * (new / old)
+
+        for group in self.players[player].optimizer.param_groups:
+            for key in ("lr", "initial_lr"):
+                if key in group:
+                    group[key] = scaled(group[key])
         saved = (self._lr_scheduler_state or {}).get(player)
         if isinstance(saved, dict):
             for key in ("base_lrs", "_last_lr"):
                 if isinstance(saved.get(key), list):
-                    saved[key] = [new if lr == old else lr * ratio for lr in saved[key]]
+                    saved[key] = [scaled(lr) for lr in saved[key]]
 
     def _make_lr_schedulers(self) -> None:
         """One scheduler per player, for this fit's last step; a resumed run takes up the saved state."""
@@ -933,11 +943,7 @@ class AdversarialTrainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         progress = state["progress"]
-        if progress.get("world_size", 1) != self.world_size:
-            raise ConfigError(
-                f"the checkpoint was trained by {progress.get('world_size', 1)} process(es); resume it with "
-                f"the same number (--nproc {progress.get('world_size', 1)}), not {self.world_size}"
-            )
+        check_world_size(progress, self.world_size)
         saved_players = progress.get("players", ["generator", "discriminator"])
         if list(saved_players) != list(self.players):
             raise ConfigError(

@@ -179,19 +179,25 @@ def test_sample_writes_a_histogram_or_tensors_and_overwrites_only_with_force(tmp
     assert bad.returncode == 2 and "use a .png or .safetensors" in bad.stderr
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_stops_at_a_step_boundary_with_a_checkpoint(tmp_path, sig, code):
-    out = tmp_path / "run"
+def _long_toy_run_once_logging(out, *extra: str) -> subprocess.Popen:
+    """A real `advnets run toy-gaussian` of 1000 epochs in ``out``, returned once it has logged its first record."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADVNETS_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "advnets", "run", "toy-gaussian", "--epochs", "1000", "--out", str(out), "--set", "trainer.log_every=10"],
+        [sys.executable, "-m", "advnets", "run", "toy-gaussian", "--epochs", "1000", "--out", str(out), "--set", "trainer.log_every=10", *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.time() + 60
     while not ((out / "metrics.jsonl").exists() and (out / "metrics.jsonl").stat().st_size > 0):
         assert time.time() < deadline and process.poll() is None, "the run did not start"
         time.sleep(0.1)
+    return process
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_at_a_step_boundary_with_a_checkpoint(tmp_path, sig, code):
+    out = tmp_path / "run"
+    process = _long_toy_run_once_logging(out)
     process.send_signal(sig)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == code, stderr
@@ -203,19 +209,10 @@ def test_a_signal_stops_at_a_step_boundary_with_a_checkpoint(tmp_path, sig, code
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_second_signal_stops_at_once_with_its_own_exit_code_and_an_honest_hint(tmp_path, sig, code):
+def test_a_second_signal_stops_at_once_with_its_own_exit_code_and_an_honest_hint(tmp_path, cli, sig, code):
     """No checkpoint yet (checkpoints only at the end): the hint must not promise one, and --resume starts over."""
     out = tmp_path / "run"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVNETS_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "advnets", "run", "toy-gaussian", "--epochs", "1000", "--out", str(out), "--set", "trainer.log_every=10",
-         "--set", "checkpoint.every_epochs=0", "--set", "callbacks={}", "--no-eval"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    deadline = time.time() + 60
-    while not ((out / "metrics.jsonl").exists() and (out / "metrics.jsonl").stat().st_size > 0):
-        assert time.time() < deadline and process.poll() is None, "the run did not start"
-        time.sleep(0.1)
+    process = _long_toy_run_once_logging(out, "--set", "checkpoint.every_epochs=0", "--set", "callbacks={}", "--no-eval")
     process.send_signal(sig)
     time.sleep(0.01)
     process.send_signal(sig)
@@ -228,8 +225,7 @@ def test_a_second_signal_stops_at_once_with_its_own_exit_code_and_an_honest_hint
         assert "before the first checkpoint; this starts it again from step 0:" in stderr, stderr
     assert f"advnets run --resume {out}" in stderr
     target = str(int(saved[-1].stem.split("-")[1]) + 5 if saved else 20)
-    again = subprocess.run([sys.executable, "-m", "advnets", "run", "--resume", str(out), "--steps", target], env=env,
-                           capture_output=True, text=True, timeout=120)
+    again = cli("run", "--resume", str(out), "--steps", target, timeout=120)
     assert again.returncode == 0, again.stderr
     assert ("has no checkpoint yet" in again.stderr) == (not saved)
 

@@ -217,22 +217,24 @@ def tour(tmp_path_factory, mnist_dir):
     return cwd, home, mnist_dir
 
 
+def tour_run(tour, options: str, out: str) -> Path:
+    """The tour's own `advnets run mlp-mnist --epochs 1` (shortened), with ``options``, into ``out``."""
+    cwd, home, mnist = tour
+    made = shell(f"advnets run mlp-mnist --epochs 1 {options}--out {out}", SHORT, cwd, home, mnist)
+    assert made.returncode == 0, made.stderr
+    return cwd / out
+
+
 @pytest.fixture(scope="module")
 def example_run(tour):
-    """The run folder the README's tour refers to, made by the tour's own `advnets run mlp-mnist --epochs 1`."""
-    cwd, home, mnist = tour
-    made = shell(f"advnets run mlp-mnist --epochs 1 --out {RUN_DIR}", SHORT, cwd, home, mnist)
-    assert made.returncode == 0, made.stderr
-    return cwd / RUN_DIR
+    """The run folder the README's tour refers to."""
+    return tour_run(tour, "", RUN_DIR)
 
 
 @pytest.fixture(scope="module")
 def second_run(tour):
-    """Another short run of the tour's command, with another seed: what the tour's `advnets compare` sets beside the first."""
-    cwd, home, mnist = tour
-    made = shell(f"advnets run mlp-mnist --epochs 1 --seed 1 --out {SECOND_RUN}", SHORT, cwd, home, mnist)
-    assert made.returncode == 0, made.stderr
-    return cwd / SECOND_RUN
+    """Another run with another seed: what the tour's `advnets compare` sets beside the first."""
+    return tour_run(tour, "--seed 1 ", SECOND_RUN)
 
 
 RUNNABLE = [c for c, (how, *_) in COMMANDS.items() if how in ("run", "cuda")]
