@@ -7,6 +7,7 @@ Each writes into the trainer's ``run_dir``; none changes what training computes
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from torch import Tensor
 from .checkpoint import BEST_NAME, checkpoint_name, prune_step_checkpoints, run_id_of, save_checkpoint
 from .data import to_unit
 from .metrics import Metric, score
+from .files import check_file_slot, check_folder_slot, write_rendered
 from .errors import AdvnetsError, ConfigError, WriteError, writing
 from .players import call, row_labels
 from .trainer import AdversarialTrainer, Callback, draw_noise, eval_mode
@@ -45,7 +47,7 @@ def save_grid(samples: Tensor, model_range: Any, path: Path, nrow: int = 8) -> T
     from torchvision.utils import make_grid, save_image
 
     grid = make_grid(to_unit(samples.detach().float().cpu(), model_range), nrow=nrow, padding=2)
-    save_image(grid, str(path))
+    write_rendered(path, lambda f, fmt: save_image(grid, f, format=fmt), "a sample grid")
     return grid
 
 
@@ -71,7 +73,7 @@ class SampleGrid(Callback):
                 f"sample-grid needs image data (C, H, W) with a value range; dataset "
                 f"{trainer.data.name!r} gives samples of shape {trainer.data.sample_shape}"
             )
-        trainer.require_run_dir("sample-grid")
+        check_folder_slot(trainer.require_run_dir("sample-grid") / "samples", "the sample grids")
 
     def on_fit_start(self, trainer: AdversarialTrainer) -> None:
         folder = trainer.require_run_dir("sample-grid") / "samples"
@@ -124,6 +126,9 @@ class Checkpointer(Callback):
     @staticmethod
     def folder(trainer: AdversarialTrainer) -> Path:
         return trainer.require_run_dir("checkpointing") / "checkpoints"
+
+    def check(self, trainer: AdversarialTrainer) -> None:
+        check_folder_slot(self.folder(trainer), "the checkpoints")
 
     def on_fit_start(self, trainer: AdversarialTrainer) -> None:
         with writing(self.folder(trainer), "the checkpoints' folder"):
@@ -244,17 +249,29 @@ class Evaluate(Callback):
 class TrainingPlots(Callback):
     """At the end of a run: training.png (losses and D's outputs over the steps) and samples.gif."""
 
+    def check(self, trainer: AdversarialTrainer) -> None:
+        run_dir = trainer.require_run_dir("the training plots")
+        check_file_slot(run_dir / "training.png", "the training plot")
+        check_file_slot(run_dir / "samples.gif", "the animation of the sample grids")
+
     def on_fit_end(self, trainer: AdversarialTrainer) -> None:
-        from .plots import plot_run
+        """Damaged side files (a line of metrics.jsonl or a grid cut short) are left out, with a note on stderr."""
+        from .plots import damaged_note, plot_run, read_metrics
 
         run_dir = trainer.require_run_dir("the training plots")
+        notes: list[str] = []
         try:
+            records, damaged = read_metrics(run_dir)
+            if damaged:
+                notes.append(damaged_note(run_dir, damaged))
             with writing(run_dir / "training.png", "the training plots"):
-                plot_run(run_dir, getattr(trainer.loss, "equilibrium", None))
+                plot_run(run_dir, getattr(trainer.loss, "equilibrium", None), records, notes=notes)
         except WriteError:
             raise
         except AdvnetsError:  # nothing logged yet: no picture, and no reason to fail the run
             pass
+        for note in notes:
+            print(note, file=sys.stderr)
 
 
 class WeightClip(Callback):

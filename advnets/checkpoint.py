@@ -28,8 +28,8 @@ import safetensors.torch
 import torch
 from safetensors import SafetensorError
 
-from . import failpoints
-from .errors import CheckpointError, WriteError, first_line
+from .errors import CheckpointError, first_line
+from .files import write_atomic
 
 FORMAT = "advnets.checkpoint/1"
 SUFFIX = ".safetensors"
@@ -76,51 +76,6 @@ def decode_state(tree: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
     if isinstance(tree, list):
         return [decode_state(value, tensors) for value in tree]
     return tree
-
-
-# --- atomic writes ----------------------------------------------------------------
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # some file systems cannot open folders; the rename is still atomic
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves the old file or the new one, never a mix."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        _write_and_rename(tmp, path, data)
-    except OSError as exc:
-        raise WriteError(f"{path}: cannot write ({exc.strerror or exc}); the previous file, if any, is untouched") from None
-    _fsync_dir(path.parent)
-
-
-def _write_and_rename(tmp: Path, path: Path, data: bytes) -> None:
-    try:
-        with open(tmp, "wb") as f:
-            view, half = memoryview(data), len(data) // 2
-            f.write(view[:half])
-            f.flush()
-            failpoints.hit("checkpoint-write")  # tests kill the process here, mid-file
-            f.write(view[half:])
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    write_atomic(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
 # --- checkpoints -------------------------------------------------------------------

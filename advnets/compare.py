@@ -21,6 +21,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .files import write_rendered
 from .errors import AdvnetsError, first_line, writing
 from .plots import diagnostics_of, read_metrics
 
@@ -222,7 +223,7 @@ def plot_comparison(comparison: Comparison, path: Path) -> Path:
         axes.flat[0].legend(fontsize=8, frameon=False)
         fig.tight_layout()
         with writing(path, "the comparison plot"):
-            fig.savefig(path, dpi=110)
+            write_rendered(path, lambda f, fmt: fig.savefig(f, dpi=110, format=fmt), "the comparison plot")
     finally:
         plt.close(fig)
     return path

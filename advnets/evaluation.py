@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import write_json_atomic
+from .files import write_json_atomic
 from .config import resolve
 from .data import Data
 from .errors import ConfigError

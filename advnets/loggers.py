@@ -12,18 +12,20 @@ from __future__ import annotations
 import contextlib
 import csv
 import importlib
+import io
 import json
 import logging
+import os
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from torch import Tensor
 
 from .callbacks import Checkpointer
-from .checkpoint import write_json_atomic
+from .files import append_line, check_file_slot, open_log, write_json_atomic
 from .errors import ConfigError, WriteError, first_line, writing
 from .trainer import AdversarialTrainer, Callback
 
@@ -33,7 +35,11 @@ class JsonlLogger(Callback):
 
     def __init__(self, filename: str = "metrics.jsonl") -> None:
         self.filename = filename
-        self._file: TextIO | None = None
+        self._fd: int | None = None
+
+    def check(self, trainer: AdversarialTrainer) -> None:
+        if trainer.run_dir is not None:
+            check_file_slot(trainer.run_dir / self.filename, "the metrics log")
 
     def on_fit_start(self, trainer: AdversarialTrainer) -> None:
         self._described = False
@@ -48,15 +54,14 @@ class JsonlLogger(Callback):
         self._describe(trainer)
         path = trainer.require_run_dir("the jsonl logger") / self.filename
         with writing(path, "the metrics log"):
-            if self._file is None:
-                self._file = open(path, "a", encoding="utf-8")
-            self._file.write(json.dumps(record) + "\n")
-            self._file.flush()
+            if self._fd is None:
+                self._fd = open_log(path)
+            append_line(self._fd, json.dumps(record) + "\n")
 
     def on_fit_end(self, trainer: AdversarialTrainer) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class CsvLogger(Callback):
@@ -64,7 +69,12 @@ class CsvLogger(Callback):
 
     def __init__(self, prefix: str = "metrics") -> None:
         self.prefix = prefix
-        self._files: dict[str, tuple[TextIO, csv.DictWriter]] = {}
+        self._files: dict[str, tuple[int, list[str]]] = {}
+
+    def check(self, trainer: AdversarialTrainer) -> None:
+        if trainer.run_dir is not None:
+            for event in ("train", "eval"):
+                check_file_slot(trainer.run_dir / f"{self.prefix}-{event}.csv", "the metrics log")
 
     def on_log(self, trainer: AdversarialTrainer, record: dict[str, Any]) -> None:
         event = str(record.get("event", "log"))
@@ -73,25 +83,27 @@ class CsvLogger(Callback):
             self._write(path, event, record)
 
     def _write(self, path: Path, event: str, record: dict[str, Any]) -> None:
+        header = False
         if event not in self._files:
             fresh = not path.exists() or path.stat().st_size == 0
-            handle = open(path, "a", encoding="utf-8", newline="")
             if fresh:
                 fields = [k for k in record if k != "event"]
             else:  # a resumed run appends under the header already there
                 with open(path, encoding="utf-8", newline="") as existing:
-                    fields = next(csv.reader(existing))
-            writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
-            if fresh:
-                writer.writeheader()
-            self._files[event] = (handle, writer)
-        handle, writer = self._files[event]
+                    fields = next(csv.reader(existing), [])
+            self._files[event] = (open_log(path), fields)
+            header = fresh
+        fd, fields = self._files[event]
+        row = io.StringIO()
+        writer = csv.DictWriter(row, fieldnames=fields, extrasaction="ignore")
+        if header:
+            writer.writeheader()
         writer.writerow(record)
-        handle.flush()
+        append_line(fd, row.getvalue())
 
     def on_fit_end(self, trainer: AdversarialTrainer) -> None:
-        for handle, _ in self._files.values():
-            handle.close()
+        for fd, _ in self._files.values():
+            os.close(fd)
         self._files.clear()
 
 

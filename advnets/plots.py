@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .files import write_rendered
 from .errors import AdvnetsError
 
 MAX_FRAMES = 60
@@ -33,6 +34,8 @@ def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[int]]:
     the last record of each (event, step) is kept, and the records come in step order.
     """
     path = run_dir / "metrics.jsonl"
+    if path.exists() and not path.is_file():
+        raise AdvnetsError(f"{path}: not a file ({'a folder' if path.is_dir() else 'a pipe or device'}), so there is nothing to plot")
     if not path.is_file():
         raise AdvnetsError(f"{run_dir}: no metrics.jsonl to plot (was the jsonl logger on?)")
     try:
@@ -129,8 +132,10 @@ def plot_training(records: list[dict[str, Any]], path: Path, equilibrium: float 
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        write_rendered(path, lambda f, fmt: fig.savefig(f, dpi=110, format=fmt), "the training plot")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -165,7 +170,10 @@ def animate_samples(samples_dir: Path, path: Path, scale: int = 2, notes: list[s
     if not frames:
         return None
     hold = [400] * (len(frames) - 1) + [2000]  # linger on the last grid
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=hold, loop=0, optimize=True)
+    write_rendered(
+        path, lambda f, fmt: frames[0].save(f, format=fmt, save_all=True, append_images=frames[1:], duration=hold, loop=0, optimize=True),
+        "the animation of the sample grids",
+    )
     return path
 
 

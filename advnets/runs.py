@@ -34,9 +34,9 @@ from .checkpoint import (
     remove_unfinished_writes,
     set_aside,
     step_checkpoints,
-    write_json_atomic,
 )
 from .config import MAPS, SLOTS, load_config_file, resolve
+from .files import write_json_atomic
 from .data import Data
 from .errors import AdvnetsError, CheckpointError, ConfigError, first_line
 from .objectives import Objective

@@ -17,7 +17,7 @@ import safetensors.torch
 import torch
 from torch import Tensor
 
-from .checkpoint import write_atomic
+from .files import write_atomic, write_rendered
 from .data import Data, to_unit
 from .errors import ConfigError
 from .trainer import draw_noise, eval_mode, latent_dim_of
@@ -63,7 +63,7 @@ def write_samples(samples: Tensor, data_info: dict[str, Any], out: Path, nrow: i
     """``.png``: a grid for images, a histogram for 1-D samples; ``.safetensors``: the raw tensor."""
     out = Path(out)
     if _sample_format(out) == ".safetensors":
-        write_atomic(out, safetensors.torch.save({"samples": samples.detach().cpu().contiguous()}))
+        write_atomic(out, safetensors.torch.save({"samples": samples.detach().cpu().contiguous()}), "the samples")
         return
     shape = tuple(samples.shape[1:])
     if len(shape) == 3 and data_info.get("model_range") is not None:
@@ -88,8 +88,10 @@ def _histogram(samples: Tensor, data_info: dict[str, Any], out: Path) -> None:
     ax.set_ylabel("density")
     ax.set_title(f"{len(samples)} samples of G ({data_info.get('name') or 'data'})", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    try:
+        write_rendered(out, lambda f, fmt: fig.savefig(f, dpi=110, format=fmt), "the samples")
+    finally:
+        plt.close(fig)
 
 
 def check_image_figure(data_info: dict[str, Any], out: Path, option: str) -> None:
@@ -129,7 +131,8 @@ def save_nearest_pairs(samples: Tensor, nearest: Tensor, model_range: Any, out: 
 
     unit = [to_unit(x.detach().float().cpu(), model_range) for x in (samples, nearest)]
     pairs = [make_grid(torch.stack([sample, neighbour]), nrow=2, padding=2) for sample, neighbour in zip(*unit)]
-    save_image(make_grid(pairs, nrow=pairs_per_row, padding=PAIR_GAP, pad_value=1.0), str(out))
+    grid = make_grid(pairs, nrow=pairs_per_row, padding=PAIR_GAP, pad_value=1.0)
+    write_rendered(out, lambda f, fmt: save_image(grid, f, format=fmt), "the samples")
 
 
 def interpolation_noise(

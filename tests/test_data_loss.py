@@ -354,22 +354,94 @@ def test_two_runs_started_together_on_one_folder_leave_one_owner(tmp_path):
 # --- 5. a write that fails ends the run cleanly ----------------------------------------
 
 
-@pytest.mark.slow
-def test_a_failed_metrics_write_stops_with_a_final_checkpoint_and_exit_1(runs, tmp_path):
+@pytest.mark.parametrize(
+    "name, kind, message",
+    [
+        ("metrics.jsonl", "folder", "the metrics log is written here, but this is a folder"),
+        pytest.param("training.png", "folder", "the training plot is written here, but this is a folder", marks=pytest.mark.slow),
+        pytest.param("samples.gif", "dangling link", "is written here, but this is a link to nothing", marks=pytest.mark.slow),
+        pytest.param("figure1.png", "folder", "figure-1's picture is written here, but this is a folder", marks=pytest.mark.slow),
+        ("checkpoints", "file", "the checkpoints are kept here, but this is a file, not a folder"),
+    ],
+)
+def test_a_side_file_that_is_not_a_file_is_refused_before_anything_is_written(runs, tmp_path, name, kind, message):
+    """A run writes its metrics, plots and checkpoints in its folder: a folder, a pipe or a dangling link where a
+    file goes (or a file where a folder goes) is one line and exit 2 before a step is taken, not a traceback
+    or a run that stops half-way."""
     run = copy_run(runs["a"], tmp_path / "a")
-    (run / "metrics.jsonl").unlink()
-    (run / "metrics.jsonl").mkdir()  # every write to the metrics log now fails
-    stopped = advnets("run", "--resume", run, "--steps", "200")
-    assert stopped.returncode == 1, stopped.stderr
-    [line] = error_lines(stopped)
-    assert f"{run / 'metrics.jsonl'}: cannot write the metrics log (Is a directory)" in line
-    assert "training stopped at step" in line and f"advnets run --resume {run}" in line
-    assert "Traceback" not in stopped.stderr
-    assert f"training stopped at step 200: saved in {ckpt(run, 200)}" in line  # the trained steps are kept
-    assert_same_weights(ckpt(run, 200), ckpt(runs["straight"], 200))
-    (run / "metrics.jsonl").rmdir()
-    finished = advnets("run", "--resume", run)
-    assert finished.returncode == 0, finished.stderr
+    target = run / name
+    if target.is_dir():
+        shutil.rmtree(target)
+    else:
+        target.unlink(missing_ok=True)
+    {"folder": target.mkdir, "file": lambda: target.write_text("x"), "dangling link": lambda: target.symlink_to(tmp_path / "nowhere")}[kind]()
+    before = snapshot(run)
+    refused = advnets("run", "--resume", run, "--steps", "200")
+    line = one_line_error(refused)
+    assert f"{target}: " in line and message in line, line
+    after = snapshot(run)
+    after.pop(".lock", None)  # the owner's lock, taken and let go
+    assert after == before
+
+
+def test_a_damaged_metrics_line_is_skipped_with_a_note_and_the_next_record_starts_a_line(runs, tmp_path):
+    """A crash can cut the metrics log's last line short: the resumed run starts its first record on a new
+    line (so no good record joins the damaged one), and at its end the plot leaves the line out and says so."""
+    run = copy_run(runs["a"], tmp_path / "a")
+    with open(run / "metrics.jsonl", "a") as log:
+        log.write('{"event": "train", "st')  # cut short, no newline
+    damaged = len((run / "metrics.jsonl").read_text().splitlines())
+    resumed = advnets("run", "--resume", run, "--steps", "150")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"note: {run / 'metrics.jsonl'}: skipped damaged line ({damaged})" in resumed.stderr
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert lines[damaged - 1] == '{"event": "train", "st'
+    assert all(json.loads(line)["step"] >= 100 for line in lines[damaged:])  # every later record whole
+    assert (run / "training.png").stat().st_size > 0
+    plotted = advnets("plot", run)
+    assert plotted.returncode == 0 and f"skipped damaged line ({damaged})" in plotted.stderr
+
+
+def test_a_metrics_record_the_disk_takes_only_part_of_is_taken_back(tmp_path):
+    """A write that fails part-way (here past the process's file-size limit, the same EFBIG/ENOSPC path as a
+    full disk) leaves the log as it was before the record, not with half a line."""
+    log = tmp_path / "metrics.jsonl"
+    log.write_text('{"step": 1}\n')
+    script = textwrap.dedent(
+        f"""
+        import resource, sys
+        from advnets.files import append_line, open_log
+        fd = open_log({str(log)!r})
+        resource.setrlimit(resource.RLIMIT_FSIZE, (30, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+        try:
+            append_line(fd, '{{"step": 2, "loss": 0.123456789}}\\n')
+        except OSError as exc:
+            print(exc.errno)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env(), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "27"  # EFBIG: the first 18 bytes went in, the rest was refused
+    assert log.read_text() == '{"step": 1}\n'
+
+
+def test_pictures_are_written_whole_or_not_at_all(tmp_path):
+    """Grids, plots and figures are drawn in memory and renamed into place: a failure while drawing leaves
+    the old picture as it was and no temporary file behind."""
+    from advnets.files import write_rendered
+
+    picture = tmp_path / "training.png"
+    picture.write_bytes(b"old picture")
+
+    def fails(buffer, fmt):
+        buffer.write(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        write_rendered(picture, fails)
+    assert picture.read_bytes() == b"old picture" and sorted(p.name for p in tmp_path.iterdir()) == ["training.png"]
+    write_rendered(picture, lambda buffer, fmt: buffer.write(fmt.encode()))
+    assert picture.read_bytes() == b"png"
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from advnets import AdversarialTrainer, Callback, Data
 from advnets.errors import ConfigError
+from advnets.files import check_folder_slot, write_rendered
 
 from .probe import evaluating, features, freshly_initialised, nearest_neighbour_accuracy
 
@@ -58,7 +59,7 @@ class Reconstructions(Callback):
         _require_encoder(trainer, "bigan-reconstructions")
         if not trainer.data.is_image:
             raise ConfigError(f"bigan-reconstructions draws images; dataset {trainer.data.name!r} has shape {trainer.data.sample_shape}")
-        trainer.require_run_dir("bigan-reconstructions")
+        check_folder_slot(trainer.require_run_dir("bigan-reconstructions") / "reconstructions", "the reconstruction grids")
 
     def on_fit_start(self, trainer: AdversarialTrainer) -> None:
         (trainer.require_run_dir("bigan-reconstructions") / "reconstructions").mkdir(exist_ok=True)
@@ -82,7 +83,8 @@ class Reconstructions(Callback):
         if trainer.step == self._last_step:
             return
         grid = make_grid(to_unit(self.pairs(trainer), trainer.data), nrow=2 * self.pairs_per_row, padding=2)
-        save_image(grid, str(trainer.run_dir / "reconstructions" / f"step_{trainer.step:09d}.png"))
+        path = trainer.run_dir / "reconstructions" / f"step_{trainer.step:09d}.png"
+        write_rendered(path, lambda f, fmt: save_image(grid, f, format=fmt), "a reconstruction grid")
         trainer.log_image("reconstructions", grid)
         self._last_step = trainer.step
 

@@ -18,6 +18,7 @@ import torch
 from advnets import AdversarialTrainer, Callback
 from advnets.trainer import eval_mode
 from advnets.errors import ConfigError
+from advnets.files import check_file_slot, write_rendered
 
 GRID_POINTS = 200
 MAP_LINES = 15
@@ -36,7 +37,7 @@ class FigureOne(Callback):
     def check(self, trainer: AdversarialTrainer) -> None:
         if trainer.data.sample_shape != (1,):
             raise ConfigError(f"figure-1 draws 1-D data; dataset {trainer.data.name!r} has shape {trainer.data.sample_shape}")
-        trainer.require_run_dir("figure-1")
+        check_file_slot(trainer.require_run_dir("figure-1") / self.filename, "figure-1's picture")
 
     def on_fit_start(self, trainer: AdversarialTrainer) -> None:
         target = trainer.target_step
@@ -133,5 +134,7 @@ def draw(snapshots: list[dict[str, Any]], meta: dict[str, Any], path: Path) -> N
     import matplotlib.pyplot as plt
 
     fig = figure(snapshots, meta)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        write_rendered(path, lambda f, fmt: fig.savefig(f, dpi=110, format=fmt), "figure 1")
+    finally:
+        plt.close(fig)
