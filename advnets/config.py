@@ -84,6 +84,9 @@ CORE: dict[str, Any] = {
         "joint_d_forward": Setting(None, bool, "one D pass over real+fake; null decides from D's layers"),
         "ema_decay": Setting(0.0, float, "decay of G's weight average used for sampling and eval (0: off)"),
         "ema_start": Setting(0, int, "step at which the average starts following G"),
+        "ema_norm_batches": Setting(
+            50, int, "batches of fixed noise that recompute the batch-norm statistics of G's average before each use (0: copy G's)"
+        ),
         "nan_guard": Setting(True, bool, "skip updates whose loss or gradients are not finite"),
         "max_bad_steps": Setting(10, int, "stop after this many steps in a row had a skipped update"),
         "lr_schedule": Setting("constant", str, "constant, or linear / cosine decay of both learning rates to 0 at the last step"),

@@ -73,6 +73,9 @@ class Player:
     ema: nn.Module | None = None
     """The exponential moving average of the weights (sampling and evaluation use it), if kept."""
     base_lrs: list[float] = dataclasses.field(default_factory=list)
+    recompute_norms: bool = False
+    """The average's batch-norm statistics are recomputed for its own weights before use (the
+    trainer does it, see ``ema_norm_batches``) instead of copied from the module each step."""
 
     def __post_init__(self) -> None:
         if self.ema_decay > 0 and self.ema is None:
@@ -80,6 +83,20 @@ class Player:
         trained = [p.requires_grad for p in self.module.parameters()]  # frozen ones never move
         self._ema_params = [] if self.ema is None else [q for q, t in zip(self.ema.parameters(), trained) if t]
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
+        self.recompute_norms = self.recompute_norms and bool(self.norm_layers)
+        kept = set() if not self.recompute_norms else {id(b) for m in self.norm_layers for b in m.buffers(recurse=False)}
+        self._ema_buffers = (
+            []
+            if self.ema is None
+            else [(q, b) for q, b in zip(self.ema.buffers(), self.module.buffers()) if id(q) not in kept]
+        )
+
+    @property
+    def norm_layers(self) -> list[nn.Module]:
+        """The batch-norm layers of the average that keep running statistics (none without an average)."""
+        if self.ema is None:
+            return []
+        return [m for m in self.ema.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
 
     @torch.no_grad()
     def update_average(self, step: int, applied: Tensor | None = None) -> None:
@@ -93,7 +110,7 @@ class Player:
         weight = 1.0 if step < self.ema_start else 1.0 - self.ema_decay
         if applied is None:
             torch._foreach_lerp_(self._ema_params, self.params, weight)
-            for ema_buffer, buffer in zip(self.ema.buffers(), self.module.buffers()):
+            for ema_buffer, buffer in self._ema_buffers:
                 ema_buffer.copy_(buffer)
             return
         if applied.device.type == "cpu":  # a tensor weight is read on the host: free on the CPU
@@ -101,7 +118,7 @@ class Player:
         else:  # on a GPU that read would be a sync: lerp towards theta, or towards itself (exactly a no-op)
             targets = [torch.where(applied, p, q) for p, q in zip(self.params, self._ema_params)]
             torch._foreach_lerp_(self._ema_params, targets, weight)
-        for ema_buffer, buffer in zip(self.ema.buffers(), self.module.buffers()):
+        for ema_buffer, buffer in self._ema_buffers:
             ema_buffer.copy_(torch.where(applied, buffer, ema_buffer))
 
     @property

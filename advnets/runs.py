@@ -153,6 +153,7 @@ def build_trainer(
         joint_d_forward=trainer_config["joint_d_forward"],
         ema_decay=trainer_config["ema_decay"],
         ema_start=trainer_config["ema_start"],
+        ema_norm_batches=trainer_config["ema_norm_batches"],
         precision=trainer_config["precision"],
         nan_guard=trainer_config["nan_guard"],
         max_bad_steps=trainer_config["max_bad_steps"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import math
@@ -13,6 +14,8 @@ from torch import nn
 from advnets import AdversarialTrainer, Callback, ConfigError, Data
 from advnets.checkpoint import load_checkpoint, save_checkpoint
 from advnets.losses import NonSaturatingLoss, WassersteinLoss
+from advnets.players import call
+from advnets.trainer import NORM_STATS_SEED
 
 
 class Generator(nn.Module):
@@ -170,6 +173,77 @@ def test_generator_moving_average():
         torch.testing.assert_close(avg, decay * old + (1 - decay) * new)
     assert trainer.sampling_generator is trainer.generator_ema
     assert not trainer.generator_ema.training
+
+
+class NormGenerator(Generator):
+    """The toy G with batch norm after its hidden layer (and a conditional version)."""
+
+    def __init__(self, num_classes: int = 0) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(3, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))
+        if num_classes:
+            self.num_classes = num_classes
+            self.embed = nn.Embedding(num_classes, 3)
+
+    def forward(self, z, y=None):
+        return self.net(z if y is None else z + self.embed(y))
+
+
+class CondDiscriminator(Discriminator):
+    num_classes = 3
+
+    def forward(self, x, y):
+        return super().forward(x)
+
+
+def norm_stats(module):
+    norm = module.net[1]
+    return norm.running_mean.clone(), norm.running_var.clone()
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_the_averages_batch_norm_statistics_fit_its_own_weights(conditional, tmp_path):
+    """G's running statistics follow its last few steps; the average's weights are a mean over many. The
+    average's statistics are recomputed for its own weights (from fixed noise) whenever it is used, and
+    checkpoints carry the recomputed ones; 0 batches keeps the old behaviour, a copy of G's."""
+    labels = dict(train_labels=torch.arange(64) % 3, num_classes=3) if conditional else {}
+    data = Data(train=torch.randn(64, 2, generator=torch.Generator().manual_seed(99)), **labels)
+
+    def make(**kwargs):
+        torch.manual_seed(0)
+        return AdversarialTrainer(
+            NormGenerator(3 if conditional else 0), CondDiscriminator() if conditional else Discriminator(), NonSaturatingLoss(), data,
+            batch_size=8, seed=0, device="cpu", ema_decay=0.9, **kwargs,
+        )
+
+    trainer = make(ema_norm_batches=4).fit(steps=12)
+    live = norm_stats(trainer.generator)
+    average = trainer.sampling_generator
+    assert not average.training and not average.net[1].training
+    recomputed = norm_stats(average)
+    assert not torch.allclose(recomputed[0], live[0])  # not G's
+
+    # By hand: the plain mean of the batch statistics of 4 batches of the fixed noise, through the average.
+    by_hand = copy.deepcopy(average)
+    by_hand.net[1].reset_running_stats()
+    by_hand.net[1].momentum = None
+    by_hand.net[1].train()
+    rng = torch.Generator().manual_seed(NORM_STATS_SEED)
+    with torch.no_grad():
+        for _ in range(4):
+            z = torch.randn(8, 3, generator=rng)
+            labels = torch.multinomial(data.class_frequencies().float(), 8, replacement=True, generator=rng) if conditional else None
+            call(by_hand, z, labels)
+    for ours, theirs in zip(recomputed, norm_stats(by_hand)):
+        torch.testing.assert_close(ours, theirs)
+
+    # Checkpoints carry the recomputed statistics; the old behaviour copies G's.
+    state = trainer.state_dict()
+    assert torch.equal(state["generator_ema"]["net.1.running_mean"], recomputed[0])
+    copied = make(ema_norm_batches=0).fit(steps=12)
+    assert torch.equal(norm_stats(copied.sampling_generator)[0], norm_stats(copied.generator)[0])
+    with pytest.raises(ConfigError, match="ema_norm_batches must be in"):
+        make(ema_norm_batches=-1)
 
 
 def test_statistics_are_means_since_the_last_read():
