@@ -242,6 +242,11 @@ class Evaluate(Callback):
     def state_dict(self) -> dict[str, Any] | None:
         return {"best_value": self.best_value}
 
+    def check_state(self, state: dict[str, Any]) -> None:
+        value = state.get("best_value")
+        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)):
+            raise ValueError(f"best_value must be a finite number or null, found {value!r}")
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best_value = state.get("best_value")
 

@@ -248,6 +248,11 @@ class Callback:
     def state_dict(self) -> dict[str, Any] | None:
         return None
 
+    def check_state(self, state: dict[str, Any]) -> None:
+        """Raise ValueError or TypeError (one line: what is wrong) if a checkpoint's ``state`` for this
+        callback cannot be loaded. Called before anything of the checkpoint is loaded, so a resume of a
+        damaged file is refused with the trainer as it was; the default accepts any table."""
+
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 

@@ -47,6 +47,80 @@ def validate_state(state: Mapping[str, Any], trainer: AdversarialTrainer) -> Non
     for player in trainer.players.values():
         _check_player(state, player)
     _check_rngs(_table(state, "rng"), progress, trainer.device)
+    if state.get("lr_schedulers") is not None and trainer._lr_maker is not None:
+        _check_lr_schedulers(state["lr_schedulers"], trainer)
+    if state.get("scalers") and trainer.precision == "16":
+        check_scalers(state["scalers"])
+    _check_callbacks(state.get("callbacks"), trainer)
+
+
+# --- what callbacks, schedulers and gradient scalers keep ----------------------------
+
+
+def _check_callbacks(saved: Any, trainer: AdversarialTrainer) -> None:
+    """Each callback's saved state is a table; a callback that can check it (``check_state``) does so now."""
+    from .trainer import callback_key
+
+    if saved is None:
+        return
+    if not isinstance(saved, Mapping):
+        raise CheckpointError(f"the checkpoint's callbacks is {_kind(saved)}, not a table")
+    for callback in trainer.callbacks:
+        key = callback_key(callback)
+        if key not in saved:
+            continue
+        value = saved[key]
+        if not isinstance(value, Mapping):
+            raise CheckpointError(f"callbacks.{key} is {_kind(value)}, not a table")
+        try:
+            callback.check_state(value)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"callbacks.{key}: {first_line(exc)}") from None
+
+
+def _check_lr_schedulers(saved: Any, trainer: AdversarialTrainer) -> None:
+    """A learning-rate scheduler's state per player: its counters whole numbers, its rates one finite
+    number per parameter group (the rest of a scheduler's state is its own; torch reads it)."""
+    if not isinstance(saved, Mapping):
+        raise CheckpointError(f"the checkpoint's lr_schedulers is {_kind(saved)}, not a table")
+    for name, value in saved.items():
+        where = f"lr_schedulers.{name}"
+        if name not in trainer.players:
+            raise CheckpointError(f"{where}: this run has no player {name!r}")
+        if not isinstance(value, Mapping):
+            raise CheckpointError(f"{where} is {_kind(value)}, not a table")
+        for key, low in (("last_epoch", -1), ("_step_count", 0)):
+            if key in value and not (_is_int(value[key]) and low <= value[key] < END):
+                raise CheckpointError(f"{where}.{key} must be a whole number in [{low}, 2**63), found {value[key]!r}")
+        groups = len(trainer.players[name].optimizer.param_groups)
+        for key in ("base_lrs", "_last_lr"):
+            rates = value.get(key)
+            if rates is None and key == "_last_lr":
+                continue
+            if not (isinstance(rates, list) and len(rates) == groups and all(_is_number(r) and r >= 0 for r in rates)):
+                raise CheckpointError(f"{where}.{key} must be {groups} finite learning rate(s) >= 0, found {rates!r}")
+
+
+SCALER_FIELDS = {"scale": (0.0, False), "growth_factor": (1.0, False), "backoff_factor": (0.0, False), "growth_interval": (1, True), "_growth_tracker": (0, True)}
+
+
+def check_scalers(saved: Any) -> None:
+    """Float16 gradient scalers, one per update: a positive finite scale, factors and counters in range."""
+    if not isinstance(saved, (Mapping, list)):
+        raise CheckpointError(f"the checkpoint's scalers is {_kind(saved)}, not a table")
+    items = saved.items() if isinstance(saved, Mapping) else enumerate(saved)  # the first release kept a list
+    for name, value in items:
+        where = f"scalers.{name}"
+        if not isinstance(value, Mapping):
+            raise CheckpointError(f"{where} is {_kind(value)}, not a table")
+        for key, (low, whole) in SCALER_FIELDS.items():
+            got = value.get(key)
+            ok = (_is_int(got) and low <= got < END) if whole else (_is_number(got) and got > low)
+            if key == "backoff_factor":
+                ok = ok and got < 1
+            if not ok:
+                kind = f"a whole number >= {low}" if whole else f"a finite number above {low:g}" + (" and below 1" if key == "backoff_factor" else "")
+                raise CheckpointError(f"{where}.{key} must be {kind}, found {got!r}")
 
 
 # --- counters ----------------------------------------------------------------------
@@ -269,4 +343,5 @@ def _kind(value: Any) -> str:
         return f"a {str(value.dtype).removeprefix('torch.')} tensor of shape {tuple(value.shape)}"
     if value is None:
         return "missing"
-    return f"a {type(value).__name__}"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"

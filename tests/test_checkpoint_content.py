@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import shutil
 import types
 from collections.abc import Callable
@@ -29,7 +30,10 @@ from advnets.runs import resume_run
 from advnets.validate import validate_state
 
 STEPS = 30  # toy-gaussian's epoch is longer: the checkpoint is mid-epoch and holds the order
-RUN = ["run", "toy-gaussian", "--steps", str(STEPS), "--seed", "5", "--set", "callbacks={}", "--set", "eval.metrics={}"]
+RUN = [
+    "run", "toy-gaussian", "--steps", str(STEPS), "--seed", "5", "--set", "eval.metrics={\"gaussian-w1\": {}}", "--set", "eval.n_samples=200",
+    "--set", "eval.best=w1", "--set", "lr_scheduler=warmup", "--set", "lr_scheduler.warmup_steps=10",
+]  # figure-1 and the evaluator keep state in checkpoints, and so does the warm-up's scheduler
 NAME = f"step-{STEPS:09d}.safetensors"
 
 Damage = Callable[[dict[str, Any]], None]
@@ -132,6 +136,17 @@ CASES: list[tuple[str, str, Damage, str]] = [
     ("data RNG state of garbage", "rng", setter("rng/data", torch.zeros(5056, dtype=torch.uint8)), "rng.data is not a valid cpu random-number state (Invalid mt19937 state)"),
     ("average of another shape", "average", setter("generator_ema/net.0.weight", torch.zeros(32, 1)), "does not fit the model its config builds: generator_ema.net.0.weight has shape (32, 1), the model's has (64, 1)"),
     ("infinity in the average", "average", changed("generator_ema/net.4.bias", poke(0, math.inf)), "generator_ema.net.4.bias holds non-finite values"),
+    ("best value as text", "callbacks", setter("callbacks/Evaluate/best_value", "high"), "callbacks.Evaluate: best_value must be a finite number or null, found 'high'"),
+    ("best value infinite", "callbacks", setter("callbacks/Evaluate/best_value", math.inf), "callbacks.Evaluate: best_value must be a finite number or null, found inf"),
+    ("callbacks as a list", "callbacks", setter("callbacks", [1]), "the checkpoint's callbacks is a list, not a table"),
+    ("a callback's state as a number", "callbacks", setter("callbacks/Evaluate", 3), "callbacks.Evaluate is an int, not a table"),
+    ("a figure panel without D", "callbacks", removed("callbacks/FigureOne/snapshots/0/d"), "callbacks.FigureOne: snapshots.0.d must be a 1-D float tensor"),
+    ("figure panels as text", "callbacks", setter("callbacks/FigureOne/snapshots", "many"), "callbacks.FigureOne: snapshots must be a list of at most 1000 panels"),
+    ("scheduler step as text", "scheduler", setter("lr_schedulers/generator/last_epoch", "9"), "lr_schedulers.generator.last_epoch must be a whole number in [-1, 2**63), found '9'"),
+    ("scheduler rates one short", "scheduler", setter("lr_schedulers/discriminator/base_lrs", []), "lr_schedulers.discriminator.base_lrs must be 1 finite learning rate(s) >= 0, found []"),
+    ("negative scheduler rate", "scheduler", setter("lr_schedulers/generator/_last_lr", [-0.1]), "lr_schedulers.generator._last_lr must be 1 finite learning rate(s) >= 0, found [-0.1]"),
+    ("a scheduler for no player", "scheduler", setter("lr_schedulers/encoder", {}), "lr_schedulers.encoder: this run has no player 'encoder'"),
+    ("schedulers as a list", "scheduler", setter("lr_schedulers", [0]), "the checkpoint's lr_schedulers is a list, not a table"),
 ]
 
 
@@ -182,7 +197,7 @@ def digests(folder: Path) -> dict[str, str]:
 
 def test_the_cases_are_distinct_and_cover_every_class():
     assert len({case[0] for case in CASES}) == len(CASES)
-    assert {case[1] for case in CASES} == {"progress", "order", "optimizer", "model", "rng", "average"}
+    assert {case[1] for case in CASES} == {"progress", "order", "optimizer", "model", "rng", "average", "callbacks", "scheduler"}
 
 
 @pytest.mark.parametrize("damage, message, via", _params())
@@ -260,3 +275,22 @@ def test_sample_of_a_wrong_or_non_finite_generator_is_one_line(source_run, tmp_p
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"{NAME}: " in lines[0] and message in lines[0], result.stderr
     assert not (tmp_path / "grid.png").exists() and digests(run) == before
+
+
+@pytest.mark.parametrize(
+    "scalers, message",
+    [
+        ([1], "scalers.0 is an int, not a table"),
+        ({"generator": {"scale": -1.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000, "_growth_tracker": 0}}, "scalers.generator.scale must be a finite number above 0, found -1.0"),
+        ({"generator": {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 1.5, "growth_interval": 2000, "_growth_tracker": 0}}, "scalers.generator.backoff_factor must be a finite number above 0 and below 1, found 1.5"),
+        ({"generator": {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": "2000", "_growth_tracker": 0}}, "scalers.generator.growth_interval must be a whole number >= 1, found '2000'"),
+        ("scales", "the checkpoint's scalers is a str, not a table"),
+    ],
+)
+def test_float16_gradient_scalers_are_checked_before_they_load(scalers, message):
+    """Float16 runs need CUDA, so this checks the scalers' validation on its own (tests/test_gpu.py trains with them)."""
+    from advnets.validate import check_scalers
+
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        check_scalers(scalers)
+    check_scalers({"generator": {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000, "_growth_tracker": 0}})

@@ -22,6 +22,7 @@ from advnets.files import check_file_slot, write_rendered
 
 GRID_POINTS = 200
 MAP_LINES = 15
+MAX_PANELS = 1000  # a sanity bound on a checkpoint's snapshots (each resume may add its own panels)
 
 
 class FigureOne(Callback):
@@ -73,6 +74,20 @@ class FigureOne(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         return {"snapshots": self.snapshots}
+
+    def check_state(self, state: dict[str, Any]) -> None:
+        snapshots = state.get("snapshots", [])
+        if not isinstance(snapshots, list) or len(snapshots) > MAX_PANELS:
+            raise ValueError(f"snapshots must be a list of at most {MAX_PANELS} panels")
+        for i, snap in enumerate(snapshots):
+            if not isinstance(snap, dict) or not isinstance(snap.get("step"), int) or isinstance(snap.get("step"), bool):
+                raise ValueError(f"snapshots.{i} must be a table with a whole-number step")
+            for key in ("samples", "grid", "d", "z", "gz"):
+                value = snap.get(key)
+                if not isinstance(value, torch.Tensor) or value.dim() != 1 or not value.is_floating_point():
+                    raise ValueError(f"snapshots.{i}.{key} must be a 1-D float tensor")
+            if len(snap["grid"]) != len(snap["d"]) or len(snap["z"]) != len(snap["gz"]) or len(snap["grid"]) < 2:
+                raise ValueError(f"snapshots.{i}: grid and d, and z and gz, must be of the same lengths")
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.snapshots = list(state.get("snapshots", []))
