@@ -402,7 +402,7 @@ def _run(preset, set_, options, out, resume, plugin, check_world_size: int | Non
         config = _resolve(registry, preset, _overrides(set_, options))
         config["plugin_files"] = _file_plugins(plugins)
         if check_world_size is not None:
-            check_start(registry, config, out)
+            check_start(registry, config, out, check_world_size)
             return
         session = start_run(registry, config, out, extra_callbacks=[display])
     trainer = session.trainer

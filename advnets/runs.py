@@ -283,10 +283,12 @@ def _restart(
     return Run(config, run_dir, trainer, checkpointer, resumed_from=None, skipped=[note])
 
 
-def check_start(registry: Registry, config: dict[str, Any], out: str | os.PathLike[str] | None) -> None:
-    """Everything :func:`start_run` checks, for a job torchrun is about to start: nothing is written."""
+def check_start(registry: Registry, config: dict[str, Any], out: str | os.PathLike[str] | None, world_size: int = 1) -> None:
+    """Everything :func:`start_run` checks, for a job of ``world_size`` processes torchrun is about to
+    start (built here as one process, then checked for the data all of them take): nothing is written."""
     new_run_dir(out, folder_prefix(registry, config.get("preset")))
-    build_trainer(registry, {**config, "run_id": uuid.uuid4().hex}, Path(os.devnull))
+    trainer, _ = build_trainer(registry, {**config, "run_id": uuid.uuid4().hex}, Path(os.devnull))
+    trainer.check_data_for(world_size)
 
 
 def _check_state(path: Path, state: dict[str, Any], trainer: AdversarialTrainer, world_size: int) -> None:

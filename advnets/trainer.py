@@ -456,15 +456,20 @@ class AdversarialTrainer:
         self._clock: tuple[float, int] = (time.perf_counter(), 0)  # (time, step) at the last record
         self.objective.check(self)
         self.steps_per_epoch = self.source.batches_per_epoch // self.objective.batches_per_step(0, self)
-        if self.steps_per_epoch == 0:
-            raise ConfigError(
-                f"the training set has {len(data.train)} samples, fewer than one step needs "
-                f"(k * batch_size * processes = {self.objective.batches_per_step(0, self) * batch_size * self.world_size})"
-            )
+        self.check_data_for(self.world_size)
         self._check_state_keys()
         self._find_hot_callbacks()
         for callback in self.callbacks:
             callback.check(self)
+
+    def check_data_for(self, world_size: int) -> None:
+        """One line if the training set has fewer samples than one step takes from ``world_size``
+        processes (the launcher asks for the world size torchrun is about to start)."""
+        need = self.objective.batches_per_step(0, self) * self.batch_size * world_size
+        if len(self.data.train) < need:
+            raise ConfigError(
+                f"the training set has {len(self.data.train)} samples, fewer than one step needs (k * batch_size * processes = {need})"
+            )
 
     def _find_hot_callbacks(self) -> None:
         self._hot_callbacks = {hook: [c for c in self.callbacks if _overrides(c, hook)] for hook in HOT_HOOKS}
