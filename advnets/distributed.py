@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import gc
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -117,7 +118,7 @@ def launch_local(nproc: int, argv: Sequence[str]) -> int:
     if nproc < 1:
         raise ConfigError(f"--nproc must be >= 1, got {nproc}")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "advnets", *argv]
-    process = subprocess.Popen(command)
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1)
     # Ctrl-C reaches torchrun too (same process group), and torchrun stops its workers at a
     # step boundary: wait for that instead of dying first; pass SIGTERM on.
     previous = {
@@ -125,10 +126,38 @@ def launch_local(nproc: int, argv: Sequence[str]) -> int:
         signal.SIGTERM: signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signum)),
     }
     try:
-        return process.wait()
+        return _relay_stderr(process)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+AGENT_LOG = re.compile(r"^[EW]\d{4} \d\d:\d\d:\d\d")  # torchrun's log lines: E1201 07:24:10.311000 ...
+
+
+def _relay_stderr(process: subprocess.Popen) -> int:
+    """Pass torchrun's stderr (its workers' too) through as it comes; its exit code.
+
+    When a worker ends the job with advnets' one-line ``error:`` (a failed write, a fault),
+    torchrun follows it with its own report of the failed worker: a Python traceback of the
+    launcher and some thirty lines that say only that a rank exited with that code. That
+    report is left out; for any other failure (a crash without advnets' line) it is passed on.
+    """
+    said, held = False, []
+    assert process.stderr is not None
+    for line in process.stderr:
+        if held or line.startswith("Traceback (most recent call last):"):
+            held.append(line)
+            continue
+        if said and AGENT_LOG.match(line):
+            continue  # the agent's own line on the same failure ("failed (exitcode: 1) local_rank: 0 ...")
+        said = said or line.startswith("error: ")
+        sys.stderr.write(line)
+        sys.stderr.flush()
+    code = process.wait()
+    if held and not (code != 0 and said):
+        sys.stderr.writelines(held)
+    return code
 
 
 def without_option(argv: Sequence[str], option: str) -> list[str]:

@@ -31,7 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed, failpoints
 from .data import Data
-from .errors import ConfigError
+from .errors import ConfigError, WriteError
 from .losses import GANLoss
 from .objectives import GANObjective, Objective, StepContext
 from .optim import OptimizerMaker, adam
@@ -443,6 +443,7 @@ class AdversarialTrainer:
         self.fault: str | None = None
         self.target_step = 0
         self.should_stop = False
+        self._in_loop, self._write_failure = False, None
         self.callbacks: list[Callback] = list(callbacks)
         self.log_every = log_every
         self.run_dir = None if run_dir is None else Path(run_dir)
@@ -775,6 +776,8 @@ class AdversarialTrainer:
         """Train until the step counter reaches the target (absolute, so a resumed run ends where it would have)."""
         self.target_step = self.steps_for(steps=steps, epochs=epochs)
         self.should_stop = False
+        self._write_failure: BaseException | None = None
+        self._in_loop = False
         self._find_hot_callbacks()  # callbacks may have been added since the trainer was built
         self._make_lr_schedulers()
         try:
@@ -782,6 +785,7 @@ class AdversarialTrainer:
             for player in self.players.values():
                 player.module.train()
             self._clock = (time.perf_counter(), self.step)
+            self._in_loop = True
             while self.step < self.target_step:
                 if self.should_stop and self.world_size == 1:
                     break
@@ -798,10 +802,14 @@ class AdversarialTrainer:
                 self._notify("on_step_end")
                 if epoch_done:
                     self._notify("on_epoch_end")
+            self._in_loop = False
+            if self._write_failure is not None:
+                raise self._write_failure  # the ranks have stopped together (_deferring_write_failures)
             if self.step > self._clock[1]:
                 self._log_training()  # the last, partial interval
             self._notify("on_fit_end")
         except BaseException as exc:
+            self._in_loop = False
             for callback in self.callbacks:
                 callback.on_exception(self, exc)
             raise
@@ -871,7 +879,8 @@ class AdversarialTrainer:
         record.setdefault("step", self.step)
         record["time"] = time.time()
         for callback in self.callbacks:
-            callback.on_log(self, record)
+            with self._deferring_write_failures():
+                callback.on_log(self, record)
 
     def log_image(self, tag: str, image: Tensor) -> None:
         """Send a picture (C, H, W on [0, 1]) to every callback's ``on_image``."""
@@ -884,7 +893,25 @@ class AdversarialTrainer:
         # penalty's draws in training.
         with torch.random.fork_rng(devices=[]):
             for callback in self.callbacks:
-                getattr(callback, hook)(self)
+                with self._deferring_write_failures():
+                    getattr(callback, hook)(self)
+
+    @contextlib.contextmanager
+    def _deferring_write_failures(self):
+        """Under torchrun, inside the training loop: a failed write stops the ranks together.
+
+        A write fails on rank 0 alone (only it writes): leaving the loop at once would leave
+        the other ranks waiting in the next step's all-reduce until the group's timeout. The
+        failure is kept and a stop asked for instead; the ranks agree at the next record, stop
+        at the same step, and then :meth:`fit` raises it on rank 0.
+        """
+        try:
+            yield
+        except (WriteError, OSError) as exc:
+            if self.world_size == 1 or not self._in_loop:
+                raise
+            self._write_failure = self._write_failure or exc
+            self.should_stop = True
 
     def diagnostics(self) -> dict[str, Any]:
         """What the objective's numbers mean, as JSON (loggers record it, plots draw from it)."""

@@ -477,6 +477,26 @@ def test_a_full_disk_keeps_the_last_good_checkpoint_and_exits_1(runs, small_disk
     assert_same_weights(ckpt(out, 200), ckpt(runs["straight"], 200))
 
 
+@pytest.mark.slow
+def test_a_full_disk_under_torchrun_stops_every_rank_together_with_one_line(small_disk):
+    """Only rank 0 writes, so a write fails on rank 0 alone: the ranks agree to stop at the same step
+    (the others would otherwise wait in the next all-reduce until the group's timeout), rank 0 says
+    which write failed in one line, and torchrun's own report of the failed worker is left out."""
+    out = small_disk / "run"
+    start = time.time()
+    stopped = advnets(
+        "run", *RUN, "--seed", "7", "--steps", "3000", "--nproc", "2", "--out", out, timeout=240, ADVNETS_DIST_TIMEOUT="600"
+    )
+    assert time.time() - start < 120  # no wait for a timeout
+    assert stopped.returncode == 1, stopped.stderr[-3000:]
+    [line] = error_lines(stopped)
+    assert "No space left on device" in line and "training stopped at step" in line, line
+    assert "Traceback" not in stopped.stderr and "ChildFailedError" not in stopped.stderr, stopped.stderr[-3000:]
+    good = step_checkpoints(out / "checkpoints")
+    assert good and str(good[0]) in line
+    load_checkpoint(good[0])
+
+
 # --- 6. a config file cannot choose where files go ---------------------------------------
 
 
