@@ -192,6 +192,12 @@ TABLE: dict[str, list[tuple]] = {
         ("info unknown name", ["info", "loss", "hnge"], "unknown loss 'hnge' (did you mean: hinge?)", None),
         ("list unknown kind", ["list", "components", "--kind", "presets"], "unknown component kind 'presets' (did you mean: preset?)", None),
         ("unknown command", ["trian"], "No such command 'trian'", None),
+            ("unknown dataset", [*RUN, "--set", "dataset=gausian-1d"], "unknown dataset 'gausian-1d'", None),
+            ("unknown discriminator", [*RUN, "--set", "discriminator=mpl"], "unknown discriminator 'mpl'", None),
+            ("unknown lr scheduler", [*RUN, "--set", "lr_scheduler=warmpu"], "unknown lr-scheduler 'warmpu'", None),
+            ("unknown logger", [*RUN, "--logger", "tensorbord"], "unknown logger 'tensorbord'", None),
+            ("unknown objective", [*RUN, "--set", "objective=gna"], "unknown objective 'gna'", None),
+            ("unknown eval mode", [*RUN, "--set", "eval.mode=maximum"], "eval.mode must be min or max", None),
     ],
     "types and syntax": [
         ("string for int", [*RUN, "--set", "trainer.k=two"], 'trainer.k must be an int, got string "two"', None),
@@ -207,6 +213,10 @@ TABLE: dict[str, list[tuple]] = {
         ("not a number", [*RUN, "--steps", "ten"], "Invalid value for '--steps'", None),
         ("set the run id", [*RUN, "--set", "run_id=0123"], "run_id names a run's folder and checkpoints", None),
         ("set changes", [*RUN, "--set", "changes=[]"], "changes records what a resume changed", None),
+            ("list for a float", [*RUN, "--set", "g_optimizer.lr=[1]"], "optimizer.lr must be a float, got list", None),
+            ("object for an int", [*RUN, "--set", 'trainer.k={"a": 1}'], 'trainer.k must be an int, got object {"a": 1}', None),
+            ("null for a bool", [*RUN, "--set", "trainer.nan_guard=null"], "trainer.nan_guard must be a bool", None),
+            ("text for a list", [*RUN, "--set", "d_optimizer.betas=fast"], 'optimizer.betas must be a list, got string "fast"', None),
     ],
     "ranges and sizes": [
         ("k = 0", [*RUN, "--set", "trainer.k=0"], "k (discriminator steps per generator step) must be >= 1", None),
@@ -245,6 +255,16 @@ TABLE: dict[str, list[tuple]] = {
         ("sample --nearest of 1-D data", ["sample", "--nearest"], "--nearest draws images; this run's data (gaussian-1d) are samples of shape (1,)", broken_checkpoint(lambda s, m: None)),
         ("sample --interpolate of 1-D data", ["sample", "--interpolate"], "--interpolate draws images", broken_checkpoint(lambda s, m: None)),
         ("sample both figures", ["sample", ".", "--nearest", "--interpolate"], "--nearest and --interpolate draw different figures", None),
+            ("ema norm batches below 0", [*RUN, "--set", "trainer.ema_norm_batches=-1"], "ema_norm_batches must be in [0, 100000], got -1", None),
+            ("ema norm batches beyond the bound", [*RUN, "--set", "trainer.ema_norm_batches=1000000"], "ema_norm_batches must be in [0, 100000], got 1000000", None),
+            ("ema start below 0", [*RUN, "--set", "trainer.ema_start=-5"], "ema_start must be >= 0, got -5", None),
+            ("no bad steps allowed", [*RUN, "--set", "trainer.max_bad_steps=0"], "max_bad_steps must be >= 1, got 0", None),
+            ("k schedule with k of 0", [*RUN, "--set", "trainer.k_schedule=[[0, 0]]"], "trainer.k_schedule: every k must be >= 1", None),
+            ("evaluation of no samples", [*RUN, "--set", "eval.n_samples=0"], "eval.n_samples must be >= 1, got 0", None),
+            ("negative evaluation interval", [*RUN, "--set", "eval.every_epochs=-1"], "eval: every_epochs and every_steps must be >= 0", None),
+            ("warm-up of negative steps", [*RUN, "--set", "lr_scheduler=warmup", "--set", "lr_scheduler.warmup_steps=-1"], "lr_scheduler warmup: warmup_steps must be >= 0, got -1", None),
+            ("step schedule gamma 0", [*RUN, "--set", "lr_scheduler=step", "--set", "lr_scheduler.gamma=0"], "lr_scheduler step: every_steps must be >= 1 and gamma in (0, 1]", None),
+            ("threads 0", [*RUN, "--threads", "0"], "Invalid value for '--threads': Input should be greater than or equal to 1", None),
     ],
     "config files": [
         ("config file not JSON", ["run", "config.json"], "config.json: not a readable JSON config", existing("config.json", "{nope")),
@@ -285,6 +305,10 @@ TABLE: dict[str, list[tuple]] = {
         ("config: YAML that would run code", ["run", "c.yaml"], "c.yaml: not a readable YAML config (could not determine a constructor", existing("c.yaml", "preset: !!python/object/apply:os.system ['echo hi']\n")),
         ("config: a TOML date", ["run", "c.toml"], "c.toml: seed: a date is not a setting value", existing("c.toml", 'preset = "toy-gaussian"\nseed = 1979-05-27\n')),
         ("config: a folder named like a config", ["run", "c.json"], "c.json: not a readable JSON config", lambda tmp, request: (tmp / "c.json").mkdir() or []),
+            ("config: ema norm batches as text", ["run", "c.json"], 'c.json: trainer.ema_norm_batches must be an int, got string "many"', existing("c.json", json.dumps({"preset": "toy-gaussian", "trainer": {"ema_norm_batches": "many"}}))),
+            ("config: lr scheduler as a list", ["run", "c.json"], "c.json: lr_scheduler must be a component name", existing("c.json", json.dumps({"preset": "toy-gaussian", "lr_scheduler": [1]}))),
+            ("config: device null", ["run", "c.json"], "c.json: device must be a string, got null", existing("c.json", json.dumps({"preset": "toy-gaussian", "device": None}))),
+            ("config: an empty file", ["run", "c.json"], "c.json: not a readable JSON config", existing("c.json", "")),
     ],
     "data": [
         ("data dir not text", ["run", "mlp-mnist", "--set", "dataset.data_dir=[1]"], "dataset.data_dir must be a folder name", None),
@@ -342,6 +366,9 @@ TABLE: dict[str, list[tuple]] = {
         ("resume under another preset", ["run", "mlp-mnist", "--resume"], "is a run of preset 'toy-gaussian', not 'mlp-mnist'", broken_checkpoint(lambda s, m: None)),
         ("resume with --seed 0", ["run", "--seed", "0", "--resume"], "seed cannot change when resuming", broken_checkpoint(lambda s, m: None)),
         ("sample another model shape", ["sample"], "does not fit the generator its config builds", broken_checkpoint(other_shape)),
+            ("sample a pickle", ["sample"], "not a safetensors file", raw_checkpoint(b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94.")),
+            ("eval a run without checkpoints", ["eval"], "no loadable checkpoint", empty_run),
+            ("plot a run without metrics", ["plot"], "no metrics.jsonl to plot", empty_run),
     ],
     "side files": [
         ("metrics log is a folder", ["run", "--resume"], "metrics.jsonl: the metrics log is written here, but this is a folder", side_file("metrics.jsonl", "folder")),
@@ -393,7 +420,7 @@ def listing(folder: Path) -> dict[str, str]:
 
 
 def test_the_table_is_long_enough():
-    assert len(CASES) >= 175 and len({case[0] for case in CASES}) == len(CASES)
+    assert len(CASES) >= 200 and len({case[0] for case in CASES}) == len(CASES)
     assert all(len(cases) >= 5 for cases in TABLE.values())
 
 
