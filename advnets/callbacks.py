@@ -261,16 +261,13 @@ class TrainingPlots(Callback):
 
     def on_fit_end(self, trainer: AdversarialTrainer) -> None:
         """Damaged side files (a line of metrics.jsonl or a grid cut short) are left out, with a note on stderr."""
-        from .plots import damaged_note, plot_run, read_metrics
+        from .plots import plot_run
 
         run_dir = trainer.require_run_dir("the training plots")
         notes: list[str] = []
         try:
-            records, damaged = read_metrics(run_dir)
-            if damaged:
-                notes.append(damaged_note(run_dir, damaged))
             with writing(run_dir / "training.png", "the training plots"):
-                plot_run(run_dir, getattr(trainer.loss, "equilibrium", None), records, notes=notes)
+                plot_run(run_dir, getattr(trainer.loss, "equilibrium", None), notes=notes)
         except WriteError:
             raise
         except AdvnetsError:  # nothing logged yet: no picture, and no reason to fail the run

@@ -83,20 +83,17 @@ class Player:
         trained = [p.requires_grad for p in self.module.parameters()]  # frozen ones never move
         self._ema_params = [] if self.ema is None else [q for q, t in zip(self.ema.parameters(), trained) if t]
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
+        # The batch-norm layers of the average that keep running statistics (none without an average).
+        self.norm_layers = [
+            m for m in (self.ema.modules() if self.ema is not None else ()) if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+        ]
         self.recompute_norms = self.recompute_norms and bool(self.norm_layers)
-        kept = set() if not self.recompute_norms else {id(b) for m in self.norm_layers for b in m.buffers(recurse=False)}
+        kept = {id(b) for m in self.norm_layers for b in m.buffers(recurse=False)} if self.recompute_norms else set()
         self._ema_buffers = (
             []
             if self.ema is None
             else [(q, b) for q, b in zip(self.ema.buffers(), self.module.buffers()) if id(q) not in kept]
         )
-
-    @property
-    def norm_layers(self) -> list[nn.Module]:
-        """The batch-norm layers of the average that keep running statistics (none without an average)."""
-        if self.ema is None:
-            return []
-        return [m for m in self.ema.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
 
     @torch.no_grad()
     def update_average(self, step: int, applied: Tensor | None = None) -> None:

@@ -183,11 +183,15 @@ def plot_run(
     """Write training.png and samples.gif (when there are grids) into ``run_dir``; the paths written.
 
     ``records`` are the run's, if the caller has read them already (:func:`read_metrics`);
-    ``notes`` collects what was left out (unreadable grids).
+    ``notes`` collects what was left out (damaged lines of metrics.jsonl when this reads them,
+    unreadable grids).
     """
     run_dir = Path(run_dir)
     title = run_dir.name
-    records = read_records(run_dir) if records is None else records
+    if records is None:
+        records, damaged = read_metrics(run_dir)
+        if damaged and notes is not None:
+            notes.append(damaged_note(run_dir, damaged))
     written = [plot_training(records, run_dir / "training.png", equilibrium, title)]
     gif = animate_samples(run_dir / "samples", run_dir / "samples.gif", notes=notes)
     if gif is not None:

@@ -443,7 +443,8 @@ class AdversarialTrainer:
         self.fault: str | None = None
         self.target_step = 0
         self.should_stop = False
-        self._in_loop, self._write_failure = False, None
+        self._in_loop = False  # inside fit's loop, where a failed write under torchrun is deferred
+        self._write_failure: BaseException | None = None
         self.callbacks: list[Callback] = list(callbacks)
         self.log_every = log_every
         self.run_dir = None if run_dir is None else Path(run_dir)
@@ -776,8 +777,7 @@ class AdversarialTrainer:
         """Train until the step counter reaches the target (absolute, so a resumed run ends where it would have)."""
         self.target_step = self.steps_for(steps=steps, epochs=epochs)
         self.should_stop = False
-        self._write_failure: BaseException | None = None
-        self._in_loop = False
+        self._in_loop, self._write_failure = False, None
         self._find_hot_callbacks()  # callbacks may have been added since the trainer was built
         self._make_lr_schedulers()
         try:
@@ -926,10 +926,13 @@ class AdversarialTrainer:
     def sampling_generator(self) -> nn.Module:
         """G's moving average when there is one (its batch-norm statistics recomputed for this step's
         average, see ``ema_norm_batches``), else G."""
-        player = self.players.generator
-        if player.recompute_norms and self._norms_step != self.step:
+        self._refresh_average_norms()
+        return self.players.generator.sampling_module
+
+    def _refresh_average_norms(self) -> None:
+        """Recompute the batch-norm statistics of G's average if they are not this step's."""
+        if self.players.generator.recompute_norms and self._norms_step != self.step:
             self._recompute_average_norms()
-        return player.sampling_module
 
     @torch.no_grad()
     def _recompute_average_norms(self) -> None:
@@ -981,7 +984,7 @@ class AdversarialTrainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything the next step depends on: weights, optimiser states, counters, data order, RNGs."""
-        self.sampling_generator  # noqa: B018 (the average's batch-norm statistics, recomputed for this step)
+        self._refresh_average_norms()  # checkpoints carry statistics that fit the saved average
         rng: dict[str, Any] = {
             "torch": torch.get_rng_state(),
             "noise": self._noise_rng.get_state(),

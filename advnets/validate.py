@@ -101,7 +101,14 @@ def _check_lr_schedulers(saved: Any, trainer: AdversarialTrainer) -> None:
                 raise CheckpointError(f"{where}.{key} must be {groups} finite learning rate(s) >= 0, found {rates!r}")
 
 
-SCALER_FIELDS = {"scale": (0.0, False), "growth_factor": (1.0, False), "backoff_factor": (0.0, False), "growth_interval": (1, True), "_growth_tracker": (0, True)}
+# field: (lowest, highest or None, whole number?); the bounds themselves are excluded for fractions
+SCALER_FIELDS = {
+    "scale": (0.0, None, False),
+    "growth_factor": (1.0, None, False),
+    "backoff_factor": (0.0, 1.0, False),
+    "growth_interval": (1, None, True),
+    "_growth_tracker": (0, None, True),
+}
 
 
 def check_scalers(saved: Any) -> None:
@@ -113,13 +120,14 @@ def check_scalers(saved: Any) -> None:
         where = f"scalers.{name}"
         if not isinstance(value, Mapping):
             raise CheckpointError(f"{where} is {_kind(value)}, not a table")
-        for key, (low, whole) in SCALER_FIELDS.items():
+        for key, (low, high, whole) in SCALER_FIELDS.items():
             got = value.get(key)
-            ok = (_is_int(got) and low <= got < END) if whole else (_is_number(got) and got > low)
-            if key == "backoff_factor":
-                ok = ok and got < 1
+            if whole:
+                ok, kind = _is_int(got) and low <= got < END, f"a whole number >= {low}"
+            else:
+                ok = _is_number(got) and got > low and (high is None or got < high)
+                kind = f"a finite number above {low:g}" + ("" if high is None else f" and below {high:g}")
             if not ok:
-                kind = f"a whole number >= {low}" if whole else f"a finite number above {low:g}" + (" and below 1" if key == "backoff_factor" else "")
                 raise CheckpointError(f"{where}.{key} must be {kind}, found {got!r}")
 
 
