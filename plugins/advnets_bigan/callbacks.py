@@ -1,4 +1,4 @@
-"""BiGAN's callbacks: reconstruction grids, and the nearest-neighbour probe of E's features.
+"""BiGAN's callbacks: reconstruction grids, and the 1-nearest-neighbour and linear probes of E's features.
 
 Both need the encoder, which the metric contract (``metric(samples, data)``, G's
 samples only) does not reach; a callback sees the whole trainer, players included.
@@ -8,6 +8,7 @@ the console and every logger beside the other evaluations.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -17,7 +18,7 @@ from advnets import AdversarialTrainer, Callback, Data
 from advnets.errors import ConfigError
 from advnets.files import check_folder_slot, write_rendered
 
-from .probe import evaluating, features, freshly_initialised, nearest_neighbour_accuracy
+from .probe import evaluating, features, freshly_initialised, linear_probe_accuracy, nearest_neighbour_accuracy
 
 
 def _check_interval(owner: str, every_epochs: int, every_steps: int) -> None:
@@ -100,25 +101,53 @@ class Reconstructions(Callback):
         self.save(trainer)
 
 
-class NearestNeighbourProbe(Callback):
-    """Test accuracy of 1-nearest-neighbour classifiers on E(x), on raw pixels and on a random E.
+CLASSIFIERS = {"nearest": "nn", "linear": "linear"}  # a classifier's name -> the prefix of its keys
 
-    Logged as an ``eval`` record (``nn_accuracy_encoder``, ``nn_accuracy_pixels``,
-    ``nn_accuracy_random_encoder``, fractions) at each interval and at the end of
-    training. The classifiers see the first ``n_train`` labelled training images and
-    are scored on the first ``n_test`` test images. The two baselines do not change
-    during a run: they are computed once. The random E has the encoder's layers,
-    initialised afresh from ``seed``.
+
+class FeatureProbe(Callback):
+    """Test accuracy of 1-nearest-neighbour and linear classifiers on E(x), on raw pixels and on a random E.
+
+    Logged as an ``eval`` record at each interval and at the end of training, as
+    fractions: ``nn_accuracy_encoder``, ``nn_accuracy_pixels`` and
+    ``nn_accuracy_random_encoder`` for the classifier ``nearest`` (1-NN, Euclidean),
+    ``linear_accuracy_*`` for ``linear`` (softmax regression on standardised
+    features, ``linear_steps`` L-BFGS iterations at most with the penalty
+    ``linear_l2``; see probe.py). ``classifiers`` chooses which run. The classifiers
+    see the first ``n_train`` labelled training images and are scored on the first
+    ``n_test`` test images. The two baselines do not change during a run: they are
+    computed once. The random E has the encoder's layers, initialised afresh from
+    ``seed``.
     """
 
     def __init__(
-        self, every_epochs: int = 0, every_steps: int = 0, n_train: int = 60000, n_test: int = 10000, seed: int = 0
+        self,
+        every_epochs: int = 0,
+        every_steps: int = 0,
+        n_train: int = 60000,
+        n_test: int = 10000,
+        seed: int = 0,
+        classifiers: list[str] = ("nearest", "linear"),
+        linear_steps: int = 100,
+        linear_l2: float = 1e-4,
     ) -> None:
         _check_interval("bigan-probe", every_epochs, every_steps)
         if n_train < 1 or n_test < 1:
             raise ConfigError(f"bigan-probe: n_train and n_test must be >= 1, got {n_train} and {n_test}")
+        classifiers = [classifiers] if isinstance(classifiers, str) else list(classifiers)
+        known = all(isinstance(c, str) and c in CLASSIFIERS for c in classifiers)
+        if not classifiers or not known or len(set(classifiers)) < len(classifiers):
+            raise ConfigError(
+                f"bigan-probe: classifiers must be one or more of {', '.join(map(repr, CLASSIFIERS))}, "
+                f"each once; got {classifiers!r}"
+            )
+        if isinstance(linear_steps, bool) or not isinstance(linear_steps, int) or linear_steps < 1:
+            raise ConfigError(f"bigan-probe: linear_steps must be an integer >= 1, got {linear_steps!r}")
+        if isinstance(linear_l2, bool) or not isinstance(linear_l2, (int, float)) or not 0 <= linear_l2 < math.inf:
+            raise ConfigError(f"bigan-probe: linear_l2 must be a finite number >= 0, got {linear_l2!r}")
         self.every_epochs, self.every_steps = every_epochs, every_steps
         self.n_train, self.n_test, self.seed = n_train, n_test, seed
+        self.classifiers = classifiers
+        self.linear_steps, self.linear_l2 = linear_steps, float(linear_l2)
         self._baselines: dict[str, float] = {}
         self._last_step = -1
 
@@ -128,25 +157,38 @@ class NearestNeighbourProbe(Callback):
         if data.test is None or data.test_labels is None or data.train_labels is None:
             raise ConfigError(f"bigan-probe needs labelled training and test images; dataset {data.name!r} has none")
 
-    def _accuracy(self, trainer: AdversarialTrainer, encoder: torch.nn.Module | None) -> float:
+    def _accuracies(self, trainer: AdversarialTrainer, encoder: torch.nn.Module | None, row: str) -> dict[str, float]:
+        """``{prefix}_accuracy_{row}`` for each chosen classifier on ``encoder``'s features (raw pixels for None)."""
         data, device = trainer.data, trainer.device
         train, test = data.train[: self.n_train], data.test[: self.n_test]
         if encoder is None:  # raw pixels, in the model's range
             train_features, test_features = data.decode(train.to(device)), data.decode(test.to(device))
         else:
             train_features, test_features = features(encoder, train, data, device), features(encoder, test, data, device)
-        return nearest_neighbour_accuracy(
-            train_features, data.train_labels[: self.n_train], test_features, data.test_labels[: self.n_test]
-        )
+        labels = data.train_labels[: self.n_train], data.test_labels[: self.n_test]
+        found = {}
+        for classifier in self.classifiers:
+            if classifier == "nearest":
+                accuracy = nearest_neighbour_accuracy(train_features, labels[0], test_features, labels[1])
+            else:
+                accuracy = linear_probe_accuracy(
+                    train_features, labels[0], test_features, labels[1], steps=self.linear_steps, l2=self.linear_l2
+                )
+            found[f"{CLASSIFIERS[classifier]}_accuracy_{row}"] = accuracy
+        return found
 
     def probe(self, trainer: AdversarialTrainer) -> dict[str, float]:
         encoder = trainer.players["encoder"]
         if not self._baselines:
             self._baselines = {
-                "nn_accuracy_pixels": self._accuracy(trainer, None),
-                "nn_accuracy_random_encoder": self._accuracy(trainer, freshly_initialised(encoder.module, self.seed)),
+                **self._accuracies(trainer, None, "pixels"),
+                **self._accuracies(trainer, freshly_initialised(encoder.module, self.seed), "random_encoder"),
             }
-        return {"nn_accuracy_encoder": self._accuracy(trainer, encoder.sampling_module), **self._baselines}
+        found = {**self._accuracies(trainer, encoder.sampling_module, "encoder"), **self._baselines}
+        # one classifier's three rows together, in the order of `classifiers`
+        rows = ("encoder", "pixels", "random_encoder")
+        keys = [f"{CLASSIFIERS[c]}_accuracy_{row}" for c in self.classifiers for row in rows]
+        return {key: found[key] for key in keys}
 
     def _run(self, trainer: AdversarialTrainer) -> None:
         if trainer.step == self._last_step:
