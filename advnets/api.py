@@ -2,9 +2,12 @@
 
     import advnets
 
-    run = advnets.train("toy-gaussian", out="runs/quick", settings={"trainer.epochs": 10})
+    run = advnets.train(PRESET, out="runs/quick", settings={"trainer.epochs": 10})
     samples = run.trainer.sample(1000)
-    print(advnets.evaluate("runs/quick", metrics=["gaussian-w1"]))
+    print(advnets.evaluate("runs/quick", metrics=[METRIC]))
+
+(``advnets list components --kind preset`` and ``--kind metric`` name what is installed;
+docs/python.md has the same with the first-party plugins' names.)
 """
 
 from __future__ import annotations

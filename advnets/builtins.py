@@ -1,4 +1,4 @@
-"""The core plugin: the components advnets ships in its core (no datasets, no models).
+"""The core plugin: the components advnets ships in its core (no models of its own).
 
 It is registered through the same hook as every other plugin. Each factory is
 named by import path, so that listing them does not import torch: the module is
@@ -41,9 +41,16 @@ BUILTINS = {
 }
 """Each kind's built-in components: name -> factory, as ``module:name``."""
 
+WRAPPERS = {
+    ("discriminator", "augmented"): ("advnets.augment:Augmented", {"discriminator": "discriminator"}),
+}
+"""Built-in components made from another component: (kind, name) -> (factory, its nested settings)."""
+
 
 @hookimpl
 def register_components(register):
     for kind, components in BUILTINS.items():
         for name, factory in components.items():
             register(Component(kind=kind, name=name, factory=factory))
+    for (kind, name), (factory, nested) in WRAPPERS.items():
+        register(Component(kind=kind, name=name, factory=factory, nested=nested))

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from .checkpoint import BEST_NAME, checkpoint_name, prune_step_checkpoints, run_id_of, save_checkpoint
 from .data import to_unit
-from .metrics import Metric, score
+from .metrics import Metric, declared_all, score
 from .files import check_file_slot, check_folder_slot, write_rendered
 from .errors import AdvnetsError, ConfigError, WriteError, writing
 from .players import call, row_labels
@@ -160,7 +160,8 @@ class Evaluate(Callback):
     """Runs metrics on ``n_samples`` of G at each interval and at the end; logs them as ``eval`` records.
 
     With ``best`` set to one of the reported numbers, keeps ``checkpoints/best.safetensors``
-    for the best value seen (``mode``: ``min`` or ``max``). ``at_end=False`` skips the
+    for the best value seen: the higher or the lower one, as the metric that reports it
+    declares (``mode``: ``min`` or ``max`` says it instead). ``at_end=False`` skips the
     closing evaluation. Before each metric runs, every callback with an
     ``on_evaluating(trainer, metric)`` method hears its name (the progress display shows it).
     """
@@ -174,18 +175,21 @@ class Evaluate(Callback):
         every_epochs: int = 1,
         every_steps: int = 0,
         best: str | None = None,
-        mode: str = "min",
+        mode: str | None = None,
         at_end: bool = True,
         checkpointer: Checkpointer | None = None,
     ) -> None:
         _check_interval("eval", every_epochs, every_steps)
         if n_samples < 1:
             raise ConfigError(f"eval.n_samples must be >= 1, got {n_samples}")
-        if mode not in ("min", "max"):
-            raise ConfigError(f"eval.mode must be min or max, got {mode!r}")
+        if mode not in (None, "min", "max"):
+            raise ConfigError(f"eval.mode must be min, max or null (the metric's own direction), got {mode!r}")
         if best is not None and checkpointer is None:
             raise ConfigError("eval.best keeps a best checkpoint: it needs checkpointing on")
         self.metrics = dict(metrics)
+        self.declared = declared_all(self.metrics)
+        if best is not None and mode is None:
+            mode = self.declared.directions.get(best)
         self.n_samples, self.seed = n_samples, seed
         self.interval = Interval(every_epochs, every_steps)
         self.best, self.mode, self.checkpointer = best, mode, checkpointer
@@ -212,6 +216,15 @@ class Evaluate(Callback):
         results = score(self.metrics, samples, trainer.data, labels)[0]
         if self.best is not None and self.best not in results:
             raise ConfigError(f"eval.best is {self.best!r}, but the metrics report only {', '.join(results)}")
+        if self.best is not None and self.mode is None:
+            raise ConfigError(f"eval.best is {self.best!r}, and no metric says which way it is better: set eval.mode to min or max")
+
+    def describe(self, trainer: AdversarialTrainer) -> dict[str, dict[str, Any]]:
+        """Which way each reported number is better, and the headline ones (what the metrics declare, and eval.mode)."""
+        described = self.declared.as_json()
+        if self.best is not None and self.mode is not None:
+            described[self.best] = {**described.get(self.best, {"headline": False}), "direction": self.mode}
+        return described
 
     def _run(self, trainer: AdversarialTrainer) -> None:
         if trainer.step == self._last_step:

@@ -475,7 +475,7 @@ def _keep_trained_steps(session: Any) -> str:
 @list_app.command("components", cls=_Command)
 def list_components(
     kind: Annotated[Optional[str], typer.Option(help="Only this kind (generator, loss, preset, ...).")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Only names matching this glob, e.g. '*mnist*'.")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Only names matching this glob, e.g. '*gan*'.")] = None,
     from_plugin: Annotated[Optional[str], typer.Option("--from", help="Only components of this plugin.")] = None,
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON for scripts.")] = False,
     plugin: PluginFiles = None,
@@ -503,6 +503,7 @@ def _component_json(c: Any) -> dict[str, Any]:
         "summary": c.summary,
         "plugin": c.plugin,
         "defaults": c.defaults,
+        "nested": dict(c.nested),
     }
 
 
@@ -556,7 +557,12 @@ def info(
     if defaults:
         table = Table("setting", "default", "type")
         for key, value in defaults.items():
-            table.add_row(key, escape(json.dumps(value)), type_name(value) if value is not None else "any")
+            if key in component.nested:
+                kind_of = f"a {component.nested[key]} config"
+                shown = "none: choose one" if value is None else json.dumps(value)
+                table.add_row(key, escape(shown), kind_of)
+            else:
+                table.add_row(key, escape(json.dumps(value)), type_name(value) if value is not None else "any")
         out_console.print(table)
     if kind == "preset":
         out_console.print(f"example: advnets run {component.name} --epochs 1", markup=False)
@@ -568,7 +574,11 @@ def info(
             out_console.print(f"example: --set '{slot}.{name}={{}}'", markup=False)
         elif slot is not None:
             first = next(iter(defaults), None)
-            extra = f" --set {slot}.{first}={json.dumps(defaults[first])}" if first else ""
+            if first in component.nested:  # a component inside: name one, then set one of its settings
+                inner = component.nested[first]
+                extra = f" --set {slot}.{first}=NAME --set {slot}.{first}.SETTING=VALUE  (NAME: advnets list components --kind {inner})"
+            else:
+                extra = f" --set {slot}.{first}={json.dumps(defaults[first])}" if first else ""
             out_console.print(f"example: --set {slot}={name}{extra}", markup=False)
 
 
@@ -811,7 +821,7 @@ def compare(
 ) -> None:
     """Compare runs: preset, steps, final losses, evaluations at the end and at their best, and one plot of their curves.
 
-    Best: a metric does not say which way it is better, so the best value is given only for the number a run keeps best.safetensors by (eval.best), the way its eval.mode says; every evaluation number shows its lowest and highest value with their steps. The plot overlays the losses and the evaluations that all the runs have.
+    Best: each metric declares which way its numbers are better, and the best value is given for every number with a direction (for the number a run keeps best.safetensors by, eval.best, its eval.mode where it sets one); a number without one shows its lowest and highest value with their steps. The metrics' headline numbers come first. The plot overlays the losses and the evaluations that all the runs have.
     """
     from .compare import compare_runs, comparison_table, plot_comparison
     from .plots import damaged_note

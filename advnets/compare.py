@@ -5,12 +5,13 @@ run is, ``metrics.jsonl`` through :func:`advnets.plots.read_metrics` (damaged li
 are skipped and counted; a resumed run's repeated steps count once). Nothing is
 built and torch is not imported.
 
-Which value of an evaluation number is the *best* one: a metric does not say
-which way it is better. The one direction a run states is ``eval.mode`` (min or
-max), and it is the direction of one number only, ``eval.best``, the one the run
-keeps ``checkpoints/best.safetensors`` by. For that number the best value is
-taken the same way; for every other number compare shows its lowest and its
-highest value, each with its step, and calls neither best.
+Which value of an evaluation number is the *best* one: the way the metric that
+reports it declares (its ``directions``, which the run records in metrics.jsonl's
+``evaluations`` record), and for ``eval.best`` the run's ``eval.mode`` where it
+says. A number with no declared direction (a standard error, a chosen bandwidth,
+or any number of a run from before metrics declared them) shows its lowest and
+its highest value, each with its step, and neither is called best. The metrics'
+headline numbers come first.
 """
 
 from __future__ import annotations
@@ -23,14 +24,7 @@ from typing import Any
 
 from .files import write_rendered
 from .errors import AdvnetsError, first_line, writing
-from .plots import diagnostics_of, read_metrics
-
-NOT_METRICS = ("event", "step", "epoch", "time")
-"""Keys of an ``eval`` record that say when it was made, not what it measured."""
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+from .plots import is_number, diagnostics_of, eval_keys, evaluations_of, read_metrics
 
 
 @dataclasses.dataclass
@@ -51,7 +45,7 @@ class Evaluated:
     final: Point
     lowest: Point | None  # None when no value was finite
     highest: Point | None
-    mode: str | None  # "min" or "max": the run's eval.mode, for the number it names eval.best
+    mode: str | None  # "min" or "max": which way is better (declared by its metric, or eval.mode); None: not said
 
     @property
     def best(self) -> Point | None:
@@ -78,6 +72,7 @@ class RunSummary:
     train: list[dict[str, Any]]  # the training records, in step order
     evals: list[dict[str, Any]]  # the evaluation records, in step order
     damaged: list[int]  # numbers of the metrics.jsonl lines skipped
+    evaluations: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # declared directions and headline keys
 
     @property
     def steps(self) -> int:
@@ -87,7 +82,7 @@ class RunSummary:
     @property
     def epoch(self) -> float | None:
         last = max(self.train + self.evals, key=lambda r: r["step"], default={})
-        return last.get("epoch") if _is_number(last.get("epoch")) else None
+        return last.get("epoch") if is_number(last.get("epoch")) else None
 
     @property
     def final(self) -> tuple[int, dict[str, float]] | None:
@@ -95,24 +90,30 @@ class RunSummary:
         if not self.train:
             return None
         last = self.train[-1]
-        return last["step"], {k: last[k] for k in self.diagnostics if _is_number(last.get(k))}
+        return last["step"], {k: last[k] for k in self.diagnostics if is_number(last.get(k))}
 
     def curve(self, key: str, event: str = "train") -> list[Point]:
         records = self.train if event == "train" else self.evals
-        return [Point(r[key], r["step"]) for r in records if _is_number(r.get(key))]
+        return [Point(r[key], r["step"]) for r in records if is_number(r.get(key))]
 
     @property
     def eval_keys(self) -> list[str]:
-        keys: dict[str, None] = {}
-        for record in self.evals:
-            keys.update((k, None) for k, v in record.items() if k not in NOT_METRICS and _is_number(v))
-        return list(keys)
+        """The evaluation numbers, headline ones first."""
+        logged = eval_keys(self.evals)
+        headline = [k for k, v in self.evaluations.items() if v.get("headline") and k in logged]
+        return headline + [k for k in logged if k not in headline]
+
+    def direction(self, key: str) -> str | None:
+        """"min" or "max" where the run says which way ``key`` is better: eval.mode for eval.best, else its metric."""
+        eval_config = self.config.get("eval") if isinstance(self.config.get("eval"), dict) else {}
+        if eval_config.get("best") == key and eval_config.get("mode") in ("min", "max"):
+            return eval_config["mode"]
+        return self.evaluations.get(key, {}).get("direction")
 
     def evaluated(self, key: str) -> Evaluated:
         points = self.curve(key, "eval")
         finite = [p for p in points if math.isfinite(p.value)]
-        eval_config = self.config.get("eval") if isinstance(self.config.get("eval"), dict) else {}
-        mode = eval_config.get("mode", "min") if eval_config.get("best") == key else None
+        mode = self.direction(key)
         return Evaluated(
             final=points[-1],
             lowest=min(finite, key=lambda p: p.value, default=None),  # the first of equal values, as eval.best keeps it
@@ -150,11 +151,11 @@ def read_run(run_dir: Path, label: str | None = None) -> RunSummary:
         raise AdvnetsError(f"{path}: not a run configuration (a JSON object of settings)")
     records, damaged = read_metrics(run_dir)
     diagnostics = diagnostics_of(records, None)
-    train = [r for r in records if r.get("event") == "train" and any(_is_number(r.get(k)) for k in diagnostics)]
+    train = [r for r in records if r.get("event") == "train" and any(is_number(r.get(k)) for k in diagnostics)]
     evals = [r for r in records if r.get("event") == "eval"]
     if not train and not evals:
         raise AdvnetsError(f"{run_dir / 'metrics.jsonl'}: no training or evaluation records yet")
-    return RunSummary(label or str(run_dir), run_dir, config, diagnostics, train, evals, damaged)
+    return RunSummary(label or str(run_dir), run_dir, config, diagnostics, train, evals, damaged, evaluations_of(records))
 
 
 @dataclasses.dataclass
@@ -266,7 +267,8 @@ def comparison_table(comparison: Comparison) -> Any:
         if any(s is not None and s.mode for s in summaries):
             directed = True
             row(f"{key} best", ["-" if s is None or s.best is None else f"{_at(s.best)}, {s.mode}" for s in summaries])
-        row(f"{key} lowest / highest", ["-" if s is None else f"{_at(s.lowest)} / {_at(s.highest)}" for s in summaries])
+        if any(s is not None and not s.mode for s in summaries):
+            row(f"{key} lowest / highest", ["-" if s is None or s.mode else f"{_at(s.lowest)} / {_at(s.highest)}" for s in summaries])
     if directed:
-        table.caption = "best: by the run's eval.mode, for the number it names eval.best"
+        table.caption = "best: the higher (max) or lower (min) value, as the run's metrics declare (eval.mode for eval.best)"
     return table

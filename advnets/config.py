@@ -103,7 +103,7 @@ CORE: dict[str, Any] = {
         "n_samples": Setting(10000, int, "generator samples per evaluation"),
         "seed": Setting(0, int, "noise seed for evaluation samples (the same at every evaluation)"),
         "best": Setting(None, str, "a reported number to keep checkpoints/best.safetensors by"),
-        "mode": Setting("min", str, "min or max: which way best is better"),
+        "mode": Setting(None, str, "min or max: which way best is better; null: the way its metric declares"),
         "at_end": Setting(True, bool, "evaluate once more when training ends (not after a stop or a fault)"),
     },
 }
@@ -187,6 +187,24 @@ def _map_path(path: tuple[str, ...]) -> tuple[tuple[str, ...], str] | None:
     return None
 
 
+def set_nested(settings: dict[str, Any], keys: tuple[str, ...], value: Any, dotted: str) -> None:
+    """``settings[k1][k2]...[kn] = value``: deeper keys go into a nested component's config
+    (``discriminator.discriminator.dropout``), a component name there becoming ``{"name": ...}``."""
+    node = settings
+    for depth, key in enumerate(keys[:-1]):
+        child = node.get(key)
+        if child is None:
+            child = {}
+        elif isinstance(child, str):
+            child = {"name": child}
+        elif not isinstance(child, dict):
+            inner = ".".join(dotted.split(".")[: len(dotted.split(".")) - len(keys) + depth + 1])
+            raise ConfigError(f"{dotted}: {inner} is {type_name(child)} {json.dumps(child)[:40]}, not a component config")
+        node[key] = child
+        node = child
+    node[keys[-1]] = value
+
+
 def apply_override(config: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     """Apply one override to an unresolved config (names are checked when it is resolved)."""
     dotted = ".".join(path)
@@ -196,12 +214,10 @@ def apply_override(config: dict[str, Any], path: tuple[str, ...], value: Any) ->
             if not isinstance(value, str):
                 raise ConfigError(f"{dotted} must be a component name (a string), got {type_name(value)}")
             config[head] = {"name": value}  # another component: its own defaults
-        elif len(path) == 2:
+        else:
             if not isinstance(config.get(head), dict):
                 raise ConfigError(f"{dotted}: no {head} chosen yet; set {head}=NAME first")
-            config[head][path[1]] = value
-        else:
-            raise ConfigError(f"{dotted}: component settings are one level deep ({head}.SETTING)")
+            set_nested(config[head], path[1:], value, dotted)
         return
     if path == ("logger",):  # --set logger=tensorboard, --set 'logger=["csv", "tensorboard"]': added to jsonl
         names = [value] if isinstance(value, str) else value
@@ -231,10 +247,8 @@ def apply_override(config: dict[str, Any], path: tuple[str, ...], value: Any) ->
                 entries[rest[0]] = copy.deepcopy(value)
             else:
                 raise ConfigError(f"{dotted} must be an object of settings ({{}} for defaults) or null to remove it")
-        elif len(rest) == 2:
-            entries.setdefault(rest[0], {})[rest[1]] = value
         else:
-            raise ConfigError(f"{dotted}: too many parts")
+            set_nested(entries.setdefault(rest[0], {}), rest[1:], value, dotted)
         return
     if head == "players":
         _set_player(config, path, value)
@@ -551,7 +565,7 @@ def resolve_file(
 ) -> dict[str, Any]:
     """The configuration a config file describes, with ``overrides`` applied after it.
 
-    A file that names a preset is laid over it, so ``{"preset": "toy-gaussian",
+    A file that names a preset is laid over it, so ``{"preset": NAME,
     "trainer": {"epochs": 1}}`` is that preset with one change; a run's
     ``config.json`` names every setting, and gives back the same configuration.
     """

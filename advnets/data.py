@@ -1,7 +1,7 @@
 """What a dataset component gives the trainer: tensors, and how to read them.
 
 Data lives on the training device as one tensor in its compact storage type
-(MNIST: 60000x1x28x28 uint8, 47 MB) and is batched by index there; each batch is
+(60,000 images of 28x28 as uint8: 47 MB) and is batched by index there; each batch is
 turned into the model's float range on the fly. No per-sample Python work.
 """
 

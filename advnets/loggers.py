@@ -45,10 +45,17 @@ class JsonlLogger(Callback):
         self._described = False
 
     def _describe(self, trainer: AdversarialTrainer) -> None:
-        """Before a fit's first record: what the objective's numbers mean and where their equilibria lie (plots read it)."""
+        """Before a fit's first record: what the objective's numbers mean and where their equilibria lie,
+        and which way the evaluation numbers are better (plots and compare read them)."""
         if not getattr(self, "_described", True):
             self._described = True
             self.on_log(trainer, {"event": "diagnostics", "step": trainer.step, "diagnostics": trainer.diagnostics()})
+            evaluations: dict[str, dict[str, Any]] = {}
+            for callback in trainer.callbacks:
+                describe = getattr(callback, "describe", None)
+                evaluations.update(describe(trainer) if callable(describe) else {})
+            if evaluations:
+                self.on_log(trainer, {"event": "evaluations", "step": trainer.step, "evaluations": evaluations})
 
     def on_log(self, trainer: AdversarialTrainer, record: dict[str, Any]) -> None:
         self._describe(trainer)
@@ -169,7 +176,7 @@ class MlflowLogger(Callback):
     MLflow tracking URI (``http://host:5000``, ``sqlite:///path/mlflow.db``) sends the
     run there instead. ``experiment`` is the MLflow experiment's name, made if it is
     new. Each record becomes metrics named ``EVENT/KEY`` (``train/d_loss``,
-    ``eval/w1``) at its step; the run's resolved configuration, flattened, becomes
+    ``eval/KEY``) at its step; the run's resolved configuration, flattened, becomes
     the parameters (``trainer.k``, ``loss.name``); ``config.json``, every sample grid
     (``samples/step_*.png``) and, with ``log_checkpoint``, the final checkpoint
     (``checkpoints/``) become artifacts. The MLflow run's id is kept in

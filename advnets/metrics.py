@@ -1,13 +1,13 @@
-"""Core metrics: the Gaussian Parzen-window log-likelihood of the paper's Table 1.
+"""Core metrics: the Parzen-window log-likelihood of the paper's Table 1.
 
 The estimate of Goodfellow et al. (2014), as their code computed it
 (goodfeli/adversarial, ``parzen_ll.py``): G's samples are the centres of an
-isotropic Gaussian kernel of width sigma; sigma is picked from
-``logspace(-1, 0, 10)`` by the mean log-likelihood of 1,000 validation images
-(MNIST train[50000:51000]: the dataset's ``valid`` split, or the training samples
-``valid_start:valid_start+valid_size`` of a dataset without one); the score is the
-mean log-likelihood of the test images, with its standard error std / sqrt(N).
-Pixels are on the [0, 1] scale.
+isotropic normal kernel of width sigma; sigma is picked from
+``logspace(-1, 0, 10)`` by the mean log-likelihood of held-out images (the
+dataset's ``valid`` split, or, for a dataset without one, the training samples
+``valid_start:valid_start+valid_size`` that the run was told to leave unseen);
+the score is the mean log-likelihood of the test images, with its standard error
+std / sqrt(N). Pixels are on the [0, 1] scale.
 
     log p(x) = logmeanexp_i( -||x - mu_i||^2 / (2 sigma^2) ) - d log(sigma sqrt(2 pi))
 
@@ -19,10 +19,12 @@ dimensions; report it beside modern metrics.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -36,7 +38,61 @@ Metric = Callable[..., Mapping[str, float]]
 
 A metric that declares a ``labels`` parameter is also given the class labels the
 samples were drawn for (``None`` for an unconditional G): ``metric(samples, data, labels=labels)``.
+
+A metric says which way its numbers are better, and which of them are its headline,
+with two optional attributes (on the class, or set on a function):
+
+- ``directions``: ``{key: "max" | "min"}`` for the numbers that have a better side
+  (a standard error or a chosen bandwidth has none: leave it out);
+- ``headline``: the keys, most important first, that the training plot draws and
+  ``advnets compare`` shows first; each must have a direction.
+
+``eval.best`` takes its direction from them (``eval.mode`` may still say it), and
+``advnets compare`` gives a best value for every number with a direction.
 """
+
+DIRECTIONS = ("max", "min")
+
+
+@dataclasses.dataclass(frozen=True)
+class Declared:
+    """What metrics say of their numbers: which way each is better, and the headline ones."""
+
+    directions: dict[str, str] = dataclasses.field(default_factory=dict)
+    headline: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, dict[str, Any]]:
+        """One entry per key with a direction, as metrics.jsonl's ``evaluations`` record holds them."""
+        return {key: {"direction": way, "headline": key in self.headline} for key, way in self.directions.items()}
+
+    def __or__(self, other: Declared) -> Declared:
+        return Declared({**self.directions, **other.directions}, (*self.headline, *(k for k in other.headline if k not in self.headline)))
+
+
+def declared(name: str, metric: Metric) -> Declared:
+    """A metric's ``directions`` and ``headline``, checked (a ConfigError names the metric and what is wrong)."""
+    directions = getattr(metric, "directions", None)
+    headline = getattr(metric, "headline", None)
+    directions = {} if directions is None else directions
+    headline = () if headline is None else headline
+    if not isinstance(directions, Mapping) or not all(
+        isinstance(key, str) and way in DIRECTIONS for key, way in directions.items()
+    ):
+        raise ConfigError(f"metric {name!r}: directions must map each key to 'max' or 'min', got {directions!r}")
+    if isinstance(headline, str) or not isinstance(headline, (list, tuple)) or not all(isinstance(k, str) for k in headline):
+        raise ConfigError(f"metric {name!r}: headline must be a list of keys, got {headline!r}")
+    undirected = [key for key in headline if key not in directions]
+    if undirected:
+        raise ConfigError(f"metric {name!r}: headline key {undirected[0]!r} has no direction (directions: max or min)")
+    return Declared(dict(directions), tuple(dict.fromkeys(headline)))
+
+
+def declared_all(metrics: Mapping[str, Metric]) -> Declared:
+    """The declarations of several metrics together, in their order."""
+    together = Declared()
+    for name, metric in metrics.items():
+        together = together | declared(name, metric)
+    return together
 
 
 def takes_labels(metric: Metric) -> bool:
@@ -84,21 +140,26 @@ def parzen_log_likelihood(x: Tensor, centres: Tensor, sigmas: Tensor, chunk: int
 class Parzen:
     """Parzen-window log-likelihood of the test set in nats (Goodfellow et al. 2014, Table 1 protocol)."""
 
+    directions = {"parzen": "max", "parzen_valid": "max"}
+    headline = ("parzen",)
+
     def __init__(
         self,
         sigma_min: float = 0.1,
         sigma_max: float = 1.0,
         n_sigmas: int = 10,
-        valid_start: int = 50000,
+        valid_start: int | None = None,
         valid_size: int = 1000,
         n_test: int = 10000,
     ) -> None:
         if not 0 < sigma_min <= sigma_max or n_sigmas < 1:
             raise ConfigError("parzen: need 0 < sigma_min <= sigma_max and n_sigmas >= 1")
-        if valid_start < 0 or valid_size < 1 or n_test < 1:
-            raise ConfigError("parzen: valid_start >= 0, valid_size >= 1 and n_test >= 1")
+        if valid_start is not None and (not isinstance(valid_start, int) or isinstance(valid_start, bool) or valid_start < 0):
+            raise ConfigError(f"parzen: valid_start must be null or an integer >= 0, got {valid_start!r}")
+        if valid_size < 1 or n_test < 1:
+            raise ConfigError("parzen: valid_size >= 1 and n_test >= 1")
         self.sigmas = torch.logspace(math.log10(sigma_min), math.log10(sigma_max), n_sigmas, dtype=torch.float64)
-        self.valid = slice(valid_start, valid_start + valid_size)
+        self.valid = None if valid_start is None else slice(valid_start, valid_start + valid_size)
         self.n_test = n_test
 
     def __call__(self, samples: Tensor, data: Data) -> dict[str, float]:
@@ -106,6 +167,11 @@ class Parzen:
             raise ConfigError(f"parzen needs a test set; dataset {data.name!r} has none")
         if data.valid is not None:
             held_out = data.valid
+        elif self.valid is None:
+            raise ConfigError(
+                f"parzen: dataset {data.name!r} has no validation split to choose sigma on; give it one, or "
+                "name training samples the run leaves unseen with eval.metrics.parzen.valid_start"
+            )
         elif len(data.train) >= self.valid.stop:
             held_out = data.train[self.valid]
         else:

@@ -1,7 +1,7 @@
 """Players: the networks of a game, each with its own optimiser and optional moving average.
 
 A run has named players: ``generator`` and ``discriminator`` always, and any
-others an objective asks for (an ``encoder`` for BiGAN, say). The trainer treats
+others an objective asks for (an ``encoder`` for learned inference, say). The trainer treats
 every player alike: it moves the module to the device, wraps it for data
 parallelism under torchrun, builds its optimiser, keeps its moving average,
 applies the NaN guard to its updates and saves all of it in checkpoints.

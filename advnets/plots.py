@@ -7,7 +7,8 @@ Written at the end of every run, and by ``advnets plot RUN_DIR``:
   at the equilibrium where the loss has one (2 log 2 for the cross-entropy
   losses); what D says (mean D(x) and D(G(z)) with the 1/2 that D settles at when
   p_g = p_data, the paper's Theorem 1, or raw scores for losses whose outputs are
-  not probabilities); and the evaluations, if the run made any.
+  not probabilities); and the evaluations, if the run made any: the headline
+  numbers its metrics declare (the run's ``evaluations`` record), at most four.
 - ``samples.gif``: the fixed-noise sample grids in order, each labelled with its step.
 """
 
@@ -23,7 +24,9 @@ from .files import write_rendered
 from .errors import AdvnetsError
 
 MAX_FRAMES = 60
-EVAL_KEYS = ("parzen", "mnist_fid", "mnist_score", "w1", "ks")
+MAX_EVAL_PANELS = 4
+NOT_METRICS = ("event", "step", "epoch", "time")
+"""Keys of an ``eval`` record that say when it was made, not what it measured."""
 
 
 def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[int]]:
@@ -83,6 +86,37 @@ def diagnostics_of(records: list[dict[str, Any]], equilibrium: float | None) -> 
     }
 
 
+def evaluations_of(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Which way each evaluation number is better, and which are headline ones, as the run's
+    ``evaluations`` record says (the metrics declare it); ``{}`` for a run that wrote none."""
+    described = [r["evaluations"] for r in records if r.get("event") == "evaluations" and isinstance(r.get("evaluations"), dict)]
+    merged: dict[str, dict[str, Any]] = {}
+    for entry in described:  # a resume that adds a metric adds its keys
+        merged.update((k, v) for k, v in entry.items() if isinstance(v, dict) and v.get("direction") in ("max", "min"))
+    return merged
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def eval_keys(evals: list[dict[str, Any]]) -> list[str]:
+    """The numbers the evaluation records hold, in the order they first appear."""
+    keys: dict[str, None] = {}
+    for record in evals:
+        keys.update((k, None) for k, v in record.items() if k not in NOT_METRICS and is_number(v))
+    return list(keys)
+
+
+def headline_keys(records: list[dict[str, Any]]) -> list[str]:
+    """The evaluation numbers to draw: the metrics' headline keys that were logged, or, for a run
+    whose metrics declare none, the first numbers its evaluations logged."""
+    evals = [r for r in records if r.get("event") == "eval"]
+    logged = eval_keys(evals)
+    declared = [k for k, v in evaluations_of(records).items() if v.get("headline") and k in logged]
+    return (declared or logged)[:MAX_EVAL_PANELS]
+
+
 def _draw_panel(ax: Any, steps: list[int], train: list[dict[str, Any]], entries: dict[str, dict[str, Any]]) -> None:
     colours = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd"]
     lines: set[float] = set()
@@ -108,7 +142,8 @@ def plot_training(records: list[dict[str, Any]], path: Path, equilibrium: float 
     evals = [r for r in records if r.get("event") == "eval"]
     if not train:
         raise AdvnetsError(f"{path.parent}: no training records to plot yet")
-    shown = [k for k in EVAL_KEYS if any(k in r for r in evals)][:2]
+    shown = headline_keys(records)
+    directions = evaluations_of(records)
     columns = 2 + len(shown)
     fig, axes = plt.subplots(1, columns, figsize=(4.6 * columns, 3.6), squeeze=False)
     steps = [r["step"] for r in train]
@@ -128,7 +163,8 @@ def plot_training(records: list[dict[str, Any]], path: Path, equilibrium: float 
         points = [(r["step"], r[key]) for r in evals if key in r]
         ax.plot([p[0] for p in points], [p[1] for p in points], "o-", color="#9467bd", lw=1.2, ms=3)
         ax.set_xlabel("step")
-        ax.set_title(f"evaluation: {key}", fontsize=10)
+        way = {"max": " (higher is better)", "min": " (lower is better)"}.get(directions.get(key, {}).get("direction"), "")
+        ax.set_title(f"evaluation: {key}{way}", fontsize=10)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

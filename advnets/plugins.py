@@ -4,7 +4,7 @@ Plugins come from three places, loaded in this order:
 
 1. the core (``advnets.builtins``: losses, optimizers, callbacks, metrics);
 2. installed distributions with entry points in the group ``advnets``
-   (the first-party MNIST and Gaussian plugins are found this way too);
+   (the first-party plugins under ``plugins/`` are found this way too);
    ``ADVNETS_LOAD_PLUGINS=name,name`` limits which load, and an empty value loads none;
 3. plugin files: ``--plugin PATH`` (repeatable) and ``ADVNETS_PLUGINS``
    (paths separated by ``os.pathsep``).

@@ -24,7 +24,7 @@ from . import factories
 from .errors import ConfigError, PluginError, close_matches, exception_line
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
-"""Kinds and names are lowercase kebab-case: ``non-saturating``, ``gaussian-1d``."""
+"""Kinds and names are lowercase kebab-case: ``non-saturating``, ``lr-scheduler``."""
 
 
 def _json_copy(value: Any, where: str) -> Any:
@@ -63,6 +63,15 @@ class Component:
     ``aliases`` are other names that find the same component (a renamed
     preset's old name, say). ``plugin`` is filled in by the loader, not by the
     author.
+
+    ``nested`` names the settings whose value is itself a component config, and
+    of which kind: ``nested={"discriminator": "discriminator"}`` for a wrapper
+    around any discriminator. Such a setting takes a name (``"mlp"``) or a table
+    (``{"name": "mlp", "hidden": [256]}``; without ``"name"``, or with the
+    default's name, it is laid over the default's settings); the registry checks
+    it as it checks any component, builds it first (through the same registry,
+    so components of ``--plugin`` files too), and passes the built object to the
+    factory. The default is such a config, or ``None``: then the user must give one.
     """
 
     kind: str
@@ -72,6 +81,7 @@ class Component:
     defaults: Mapping[str, Any] | None = None
     plugin: str | None = None
     aliases: tuple[str, ...] = ()
+    nested: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.aliases, (tuple, list)):
@@ -82,7 +92,7 @@ class Component:
             if not isinstance(value, str) or not NAME_PATTERN.match(value):
                 raise PluginError(
                     f"invalid component {field} {value!r}: use lowercase kebab-case "
-                    "such as 'non-saturating' or 'gaussian-1d'"
+                    "such as 'non-saturating' or 'my-discriminator'"
                 )
         if len(set(self.names)) < len(self.names):
             raise PluginError(f"{self.kind} {self.name!r}: its aliases repeat a name: {self.aliases}")
@@ -103,6 +113,23 @@ class Component:
         if not self.summary:
             summary = source.summary() if self.lazy else factories.doc_summary(self.factory.__doc__)
             object.__setattr__(self, "summary", summary)
+        self._check_nested(where)
+
+    def _check_nested(self, where: str) -> None:
+        if not isinstance(self.nested, Mapping):
+            raise PluginError(f"{where}: nested must map settings to component kinds, not {self.nested!r}")
+        object.__setattr__(self, "nested", dict(self.nested))
+        for key, kind in self.nested.items():
+            if key not in self.defaults:
+                raise PluginError(f"{where}: nested setting {key!r} is not one of its settings ({', '.join(self.defaults) or 'none'})")
+            if not isinstance(kind, str) or not NAME_PATTERN.match(kind):
+                raise PluginError(f"{where}: nested setting {key!r} must name a component kind in kebab-case, not {kind!r}")
+            default = self.defaults[key]
+            if not (default is None or isinstance(default, str) or (isinstance(default, dict) and isinstance(default.get("name"), str))):
+                raise PluginError(
+                    f"{where}: the default of nested setting {key!r} must be a {kind} name or {{\"name\": ..., settings}}, "
+                    f"not {json.dumps(default)}"
+                )
 
     @property
     def lazy(self) -> bool:
@@ -183,7 +210,11 @@ def check_value(where: str, value: Any, default: Any) -> Any:
 
 
 def merge_params(component: Component, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The component's defaults with ``overrides`` applied, each name and type checked."""
+    """The component's defaults with ``overrides`` applied, each name and type checked.
+
+    A nested setting (:attr:`Component.nested`) comes back as a config table laid
+    over its default's; :meth:`Registry.params` checks it against its own component.
+    """
     params = copy.deepcopy(dict(component.defaults or {}))
     for key, value in overrides.items():
         if key not in params:
@@ -192,8 +223,44 @@ def merge_params(component: Component, overrides: Mapping[str, Any]) -> dict[str
                 f"{component.kind} {component.name!r} has no setting {key!r}"
                 f"{close_matches(key, params)}; its settings: {known}"
             )
-        params[key] = check_value(f"{component.kind}.{key}", value, params[key])
+        if key in component.nested:
+            params[key] = nested_config(f"{component.kind}.{key}", component.nested[key], params[key], value)
+        else:
+            params[key] = check_value(f"{component.kind}.{key}", value, params[key])
+    for key, kind in component.nested.items():
+        if key not in overrides:
+            params[key] = nested_config(f"{component.kind}.{key}", kind, params[key], None)
     return params
+
+
+def nested_config(where: str, kind: str, default: Any, given: Any) -> dict[str, Any]:
+    """A nested setting as a table ``{"name": ..., settings}``: ``given`` (a name or a table) over ``default``.
+
+    A table without ``"name"``, or with the default's name, is laid over the default's settings;
+    another name starts from that component's own defaults.
+    """
+    def table(value: Any) -> dict[str, Any]:
+        if isinstance(value, str):
+            return {"name": value}
+        if isinstance(value, dict) and isinstance(value.get("name", ""), str):
+            return copy.deepcopy(value)
+        raise ConfigError(f"{where} must be a {kind} name or {{\"name\": NAME, settings}}, got {type_name(value)} {json.dumps(value)[:80]}")
+
+    if default is None:
+        if given is None or "name" not in table(given):
+            raise ConfigError(f"{where}: choose a {kind}, by name (--set {where}=NAME) or as {{\"name\": NAME, settings}}")
+        return table(given)
+    base = table(default)
+    if given is None:
+        return base
+    override = table(given)
+    if override.get("name", base["name"]) == base["name"]:
+        return {**base, **override, "name": base["name"]}
+    return override
+
+
+def _settings_of(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k != "name"}
 
 
 def _natural_key(text: str) -> list[Any]:
@@ -281,13 +348,29 @@ class Registry:
         return len(self._components)
 
     def params(self, kind: str, name: str, **overrides: Any) -> dict[str, Any]:
-        """The settings ``build`` would pass to the factory."""
-        return merge_params(self.get(kind, name), overrides)
+        """The settings ``build`` would pass to the factory; a nested setting as its complete config table."""
+        component = self.get(kind, name)
+        params = merge_params(component, overrides)
+        for key, nested_kind in component.nested.items():
+            entry = params[key]
+            try:
+                self._check_kind(nested_kind)
+                inner = self.get(nested_kind, entry["name"])
+                params[key] = {"name": inner.name, **self.params(nested_kind, inner.name, **_settings_of(entry))}
+            except ConfigError as exc:
+                raise ConfigError(f"{kind} {component.name!r}, setting {key!r}: {exc}") from None
+        return params
 
     def build(self, kind: str, name: str, **overrides: Any) -> Any:
-        """Merge defaults and overrides and call the component's factory."""
+        """Merge defaults and overrides and call the component's factory (nested components built first)."""
         component = self.get(kind, name)
-        settings = merge_params(component, overrides)
+        settings = self.params(kind, name, **overrides) if component.nested else merge_params(component, overrides)
+        for key, nested_kind in component.nested.items():
+            entry = settings[key]
+            try:
+                settings[key] = self.build(nested_kind, entry["name"], **_settings_of(entry))
+            except ConfigError as exc:
+                raise ConfigError(f"{kind} {component.name!r}, setting {key!r}: {exc}") from None
         factory = component.load()
         try:
             return factory(**settings)

@@ -245,6 +245,13 @@ class Callback:
     def on_image(self, trainer: AdversarialTrainer, tag: str, image: Tensor) -> None:
         """A picture for the logs (C, H, W on [0, 1]): the fixed-noise sample grid, say."""
 
+    def describe(self, trainer: AdversarialTrainer) -> dict[str, dict[str, Any]]:
+        """The numbers this callback logs in ``eval`` records that have a better side:
+        ``{key: {"direction": "max" | "min", "headline": bool}}``. metrics.jsonl records them
+        once per fit; the training plot draws the headline keys, and ``advnets compare``
+        gives each key's best value."""
+        return {}
+
     def state_dict(self) -> dict[str, Any] | None:
         return None
 
@@ -295,8 +302,7 @@ class AdversarialTrainer:
         ema_norm_batches: where G has batch norm, the average's running statistics are recomputed
             for the average's own weights before each use (sampling, evaluation, checkpoints), from
             this many batches of fixed noise; 0 copies G's statistics at every step instead, which
-            do not fit the averaged weights (on ``mlp-mnist`` at epoch 15: mnist-fid 129 copied,
-            58 recomputed; docs/results.md).
+            do not fit the averaged weights (docs/results.md measures the difference).
         precision: ``32``; ``bf16`` (autocast to bfloat16 for the passes, losses and
             weights in float32); ``16`` (float16 autocast with gradient scaling, CUDA only).
         nan_guard: check every update's loss and gradients; skip the ones that are not finite.

@@ -216,6 +216,12 @@ def test_the_probe_runs_only_the_classifiers_it_is_given(mnist_data, registry):
     [record] = [r for r in records.records if r["event"] == "eval"]
     rows = ["encoder", "pixels", "random_encoder"]
     assert [k for k in record if "_accuracy_" in k] == [f"linear_accuracy_{row}" for row in rows]
+    # it says which way its numbers are better, for eval.best, the plot and compare
+    assert probe.describe(None) == {
+        "linear_accuracy_encoder": {"direction": "max", "headline": True},
+        "linear_accuracy_pixels": {"direction": "max", "headline": False},
+        "linear_accuracy_random_encoder": {"direction": "max", "headline": False},
+    }
     pixels = mnist_data.decode(mnist_data.train[:500]), mnist_data.decode(mnist_data.test[:100])
     labels = mnist_data.train_labels[:500], mnist_data.test_labels[:100]
     expected = linear_probe_accuracy(pixels[0], labels[0], pixels[1], labels[1], steps=5, l2=0.01)

@@ -90,8 +90,37 @@ def test_compare_reads_final_and_best_values_and_takes_best_from_the_runs_eval_m
     assert rows["d_loss"] == ["1.2", "0.7"]
     assert rows["parzen at the end"] == ["120 (step 30)", "-"] and rows["parzen best"] == ["140 (step 20), max", "-"]
     assert rows["w1 best"] == ["-", "0.2 (step 20), min"]
-    assert rows["w1 lowest / highest"] == ["0.4 (step 20) / 0.9 (step 10)", "0.2 (step 20) / 0.3 (step 10)"]
+    # a number with a direction shows its best; lowest / highest only where the run does not say
+    assert rows["w1 lowest / highest"] == ["0.4 (step 20) / 0.9 (step 10)", "-"]
     assert not (tmp_path / "compare.png").exists()
+
+
+def test_compare_takes_directions_and_headline_keys_from_the_runs_metrics(tmp_path):
+    """The metrics declare which way each number is better (the run's evaluations record); eval.mode wins for eval.best."""
+    declared = {"event": "evaluations", "step": 0, "evaluations": {
+        "fid": {"direction": "min", "headline": True}, "score": {"direction": "max", "headline": False},
+        "acc": {"direction": "max", "headline": True},
+    }}
+    records = [declared, train(10, 1.3), evaluation(10, se=0.1, score=2.0, fid=50.0, acc=0.5),
+               train(20, 1.1), evaluation(20, se=0.3, score=3.0, fid=40.0, acc=0.7),
+               train(30, 1.2), evaluation(30, se=0.2, score=2.5, fid=45.0, acc=0.6)]
+    ours = write_run(tmp_path / "ours", records, {"preset": "p", "eval": {"best": "acc", "mode": "min"}})
+    theirs = write_run(tmp_path / "theirs", records[1:], {"preset": "p", "eval": {"best": None, "mode": None}})
+    result = invoke("compare", ours, theirs, "--json", "--no-plot")
+    assert result.exit_code == 0, result.output
+    a, b = json.loads(result.stdout)["runs"]
+    assert list(a["eval"]) == ["fid", "acc", "se", "score"]  # headline keys first, in their declared order
+    assert a["eval"]["fid"]["best"] == {"value": 40.0, "step": 20, "mode": "min"}
+    assert a["eval"]["score"]["best"] == {"value": 3.0, "step": 20, "mode": "max"}
+    assert a["eval"]["acc"]["best"] == {"value": 0.5, "step": 10, "mode": "min"}  # the run's eval.mode says so
+    assert a["eval"]["se"]["best"] is None  # no direction declared: lowest and highest only
+    assert a["eval"]["se"]["lowest"] == {"value": 0.1, "step": 10}
+    # a run from before metrics declared directions: no best, in the order it logged
+    assert list(b["eval"]) == ["se", "score", "fid", "acc"] and all(v["best"] is None for v in b["eval"].values())
+    table = invoke("compare", ours, theirs, "--no-plot")
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]] for line in table.stdout.splitlines() if line.count("│") == 4}
+    assert rows["fid best"] == ["40 (step 20), min", "-"] and rows["fid lowest / highest"] == ["-", "40 (step 20) / 50 (step 10)"]
+    assert rows["se lowest / highest"] == ["0.1 (step 10) / 0.3 (step 20)", "0.1 (step 10) / 0.3 (step 20)"]
 
 
 def test_damaged_lines_are_skipped_with_a_note_in_compare_and_plot(tmp_path, two_runs):
@@ -178,7 +207,8 @@ def test_compare_two_real_runs_through_the_cli(tmp_path, cli, toy_run):
         assert rows[key] == [f"{last[first][key]:.5g}", f"{last[second][key]:.5g}"]
     assert rows["w1 at the end"] == [f"{evals[run][-1]['w1']:.5g} (step 30)" for run in (first, second)]
     best = min(evals[second], key=lambda r: r["w1"])
-    assert rows["w1 best"] == ["-", f"{best['w1']:.5g} (step {best['step']}), min"]
+    only = evals[first][-1]  # the first run evaluated once; gaussian-w1 declares lower is better
+    assert rows["w1 best"] == [f"{only['w1']:.5g} (step 30), min", f"{best['w1']:.5g} (step {best['step']}), min"]
 
     as_json = json.loads(cli("compare", str(first), str(second), "--json", "--no-plot").stdout)
     a, b = as_json["runs"]

@@ -153,6 +153,9 @@ COMMANDS: dict[str, tuple] = {
     "advnets run toy-gaussian --plugin ~/my_loss.py --set loss=soft-hinge --set loss.margin=0.5": ("run", SHORT),
     'advnets run toy-gaussian --plugin latent_regression.py --set objective=latent-regression --set \'players.encoder={"module": {"name": "mlp"}, "optimizer": {"name": "adam", "lr": 0.001}}\'': ("test", "tests/test_objectives.py::test_a_plugin_file_outside_the_repository_adds_an_objective_with_a_third_player, with a copy of docs/examples/latent_regression.py"),
     "advnets info dataset image-folder": ("run", []),
+    "advnets info discriminator augmented": ("run", []),
+    "advnets run mlp-mnist --set discriminator=augmented --set discriminator.discriminator=mlp --set discriminator.discriminator.dropout=0.3 --set discriminator.cutout=0.25": ("run", SHORT),
+    "advnets run mlp-mnist --plugin ~/my_parts.py --set discriminator=spectral-norm --set discriminator.discriminator=mlp --set 'eval.metrics.mean-gap={}'": ("run", SHORT_EVAL),
     "advnets run mlp-mnist --set dataset=image-folder --data-dir ~/my-images --set dataset.size=28 --no-eval": ("test", "tests/test_streaming.py trains mlp-mnist on a folder of MNIST PNG files it writes, streamed"),
     "python benchmarks/previous.py --batch 32 256": ("test", "tests/test_benchmarks.py runs it with one short round"),
     "python benchmarks/stream_memory.py --steps 300": ("elsewhere", "writes 80,000 PNG files and trains twice (a few minutes); its numbers are in docs/performance.md"),
@@ -213,6 +216,7 @@ def tour(tmp_path_factory, mnist_dir):
     plugin = next(b for b in code_blocks(REPO / "README.md", "python") if "register_components" in b)
     (home / "my_loss.py").write_text(plugin)
     (home / "one_hot.py").write_text(code_blocks(DOCS / "conditional.md", "python")[0])  # docs/conditional.md's plugin
+    (home / "my_parts.py").write_text(next(b for b in code_blocks(DOCS / "plugins.md", "python") if "class SpectralNorm" in b))
     cwd = tmp_path_factory.mktemp("cwd")
     return cwd, home, mnist_dir
 

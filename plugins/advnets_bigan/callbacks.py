@@ -190,6 +190,14 @@ class FeatureProbe(Callback):
         keys = [f"{CLASSIFIERS[c]}_accuracy_{row}" for c in self.classifiers for row in rows]
         return {key: found[key] for key in keys}
 
+    def describe(self, trainer: AdversarialTrainer) -> dict[str, dict[str, Any]]:
+        """Every accuracy is better higher; E(x)'s are the headline numbers (the plot draws them)."""
+        rows = ("encoder", "pixels", "random_encoder")
+        return {
+            f"{CLASSIFIERS[c]}_accuracy_{row}": {"direction": "max", "headline": row == "encoder"}
+            for c in self.classifiers for row in rows
+        }
+
     def _run(self, trainer: AdversarialTrainer) -> None:
         if trainer.step == self._last_step:
             return

@@ -94,6 +94,9 @@ def histogram_js(samples: Tensor, mu: float, sigma: float, bins: int = 50, width
 class GaussianW1:
     """1-D Wasserstein distance from G's samples to the Gaussian target (exact, against its CDF)."""
 
+    directions = {"w1": "min"}
+    headline = ("w1",)
+
     def __call__(self, samples: Tensor, data: Data) -> dict[str, float]:
         return {"w1": wasserstein_1(samples, *_target(data))}
 
@@ -101,12 +104,18 @@ class GaussianW1:
 class GaussianKS:
     """Kolmogorov-Smirnov statistic of G's samples against the Gaussian target."""
 
+    directions = {"ks": "min"}
+    headline = ("ks",)
+
     def __call__(self, samples: Tensor, data: Data) -> dict[str, float]:
         return {"ks": ks_statistic(samples, *_target(data))}
 
 
 class GaussianJS:
     """Jensen-Shannon divergence of G's histogram from the Gaussian target's (nats, at most log 2)."""
+
+    directions = {"js": "min"}
+    headline = ("js",)
 
     def __init__(self, bins: int = 50, width: float = 4.0) -> None:
         _check_histogram(bins, width)  # at build time, before any training

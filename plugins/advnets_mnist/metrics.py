@@ -74,6 +74,9 @@ class _TestFeatures:
 class MnistFID:
     """Frechet distance between classifier features of G's samples and of the MNIST test set (lower is better)."""
 
+    directions = {"mnist_fid": "min"}
+    headline = ("mnist_fid",)
+
     def __init__(self) -> None:
         self._test = _TestFeatures()
 
@@ -92,6 +95,9 @@ def inception_score(probabilities: Tensor) -> float:
 class MnistScore:
     """The Inception score computed with the MNIST classifier: 1 to 10, higher is better."""
 
+    directions = {"mnist_score": "max"}
+    headline = ("mnist_score",)
+
     def __call__(self, samples: Tensor, data: Data) -> dict[str, float]:
         _, probabilities = classify(_unit_images(samples, data))
         return {"mnist_score": inception_score(probabilities)}
@@ -103,6 +109,8 @@ def digit_histogram(probabilities: Tensor) -> Tensor:
 
 class MnistModes:
     """How many of the 10 digits G draws, and the KL divergence of its digit histogram from uniform."""
+
+    directions = {"mnist_modes": "max", "mnist_kl_uniform": "min"}
 
     def __init__(self, min_share: float = 0.01) -> None:
         if not 0 < min_share < 0.1:
@@ -128,6 +136,9 @@ class MnistCondAcc:
     among the labels drawn. It needs the labels: give it samples of a
     conditional G (or real images with their labels).
     """
+
+    directions = {"mnist_cond_acc": "max", "mnist_cond_acc_worst": "max"}
+    headline = ("mnist_cond_acc",)
 
     def __call__(self, samples: Tensor, data: Data, labels: Tensor | None = None) -> dict[str, float]:
         if labels is None:

@@ -1,0 +1,131 @@
+"""Metrics declare which way their numbers are better and which are headline; the core names none of them."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from advnets.cli import app
+from advnets.errors import ConfigError
+from advnets.metrics import Declared, Parzen, declared, declared_all
+from advnets.plots import headline_keys
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+TOY = ["run", "toy-gaussian", "--seed", "1", "--steps", "20", "--set", "callbacks={}", "--threads", "1"]
+
+
+def test_a_metric_declares_directions_and_headline_keys():
+    assert declared("parzen", Parzen()) == Declared({"parzen": "max", "parzen_valid": "max"}, ("parzen",))
+
+    def plain(samples, data):  # a function without declarations: none
+        return {"x": 1.0}
+
+    assert declared("plain", plain) == Declared()
+    plain.directions, plain.headline = {"x": "min"}, ["x"]
+    both = declared_all({"parzen": Parzen(), "plain": plain})
+    assert both.directions == {"parzen": "max", "parzen_valid": "max", "x": "min"} and both.headline == ("parzen", "x")
+    assert both.as_json()["x"] == {"direction": "min", "headline": True}
+    assert both.as_json()["parzen_valid"] == {"direction": "max", "headline": False}
+
+
+@pytest.mark.parametrize("directions, headline, message", [
+    ({"x": "up"}, (), "directions must map each key to 'max' or 'min'"),
+    (["x"], (), "directions must map each key"),
+    ({"x": "max"}, "x", "headline must be a list of keys"),
+    ({"x": "max"}, ("y",), "headline key 'y' has no direction"),
+])
+def test_bad_declarations_are_one_line_naming_the_metric(directions, headline, message):
+    class Bad:
+        pass
+
+    Bad.directions, Bad.headline = directions, headline
+    with pytest.raises(ConfigError, match=re.escape(f"metric 'bad': {message}")):
+        declared("bad", Bad())
+
+
+def test_eval_best_takes_its_direction_from_the_metric(tmp_path):
+    """gaussian-w1 declares lower is better: best.safetensors follows the lowest w1 without eval.mode."""
+    out = tmp_path / "run"
+    result = runner.invoke(app, [*TOY, "--out", str(out), "--set", "eval.every_steps=5", "--set", "eval.n_samples=500",
+                                 "--set", "eval.best=w1"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    described = [r for r in records if r["event"] == "evaluations"]
+    assert len(described) == 1 and described[0]["evaluations"]["w1"] == {"direction": "min", "headline": True}
+    assert set(described[0]["evaluations"]) == {"w1", "ks", "js"}
+    evals = [r for r in records if r["event"] == "eval"]
+    best_step = min(evals, key=lambda r: r["w1"])["step"]  # the first of equal values, as the callback keeps it
+    from advnets.checkpoint import read_metadata
+
+    assert read_metadata(out / "checkpoints" / "best.safetensors")["step"] == best_step
+    assert headline_keys(records) == ["w1", "ks", "js"]
+    assert json.loads((out / "config.json").read_text())["eval"]["mode"] is None  # recorded as given: the metric decides
+
+
+def test_eval_mode_still_wins(tmp_path):
+    result = runner.invoke(app, [*TOY, "--out", str(tmp_path / "a"), "--set", "eval.n_samples=200", "--set", "eval.best=w1",
+                                 "--set", "eval.mode=max"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert next(r for r in records if r["event"] == "evaluations")["evaluations"]["w1"]["direction"] == "max"
+
+
+def test_an_undeclared_best_is_refused_before_training(tmp_path, mnist_dir):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", "mlp-mnist", "--steps", "1", "--out", str(out), "--data-dir", str(mnist_dir), "--threads", "1",
+                                 "--set", "eval.best=parzen_se", "--set", "eval.n_samples=100", "--set", 'eval.metrics={"parzen": {}}'])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        "error: eval.best is 'parzen_se', and no metric says which way it is better: set eval.mode to min or max\n"
+    )
+    assert not (out / "checkpoints").exists()
+
+
+def test_parzen_needs_a_validation_split_or_a_named_one(tmp_path, mnist_dir):
+    """Parzen's default held-out images are the dataset's valid split, not a fixed MNIST range."""
+    import torch
+
+    from advnets.data import Data
+
+    train = torch.randint(0, 256, (300, 1, 4, 4), dtype=torch.uint8)
+    data = Data(train=train, test=train[:50], raw_range=(0.0, 255.0), model_range=(-1.0, 1.0), name="tiny")
+    samples = torch.rand(40, 1, 4, 4) * 2 - 1
+    with pytest.raises(ConfigError, match="dataset 'tiny' has no validation split to choose sigma on.*valid_start"):
+        Parzen(n_test=50)(samples, data)
+    numbers = Parzen(valid_start=200, valid_size=100, n_test=50)(samples, data)
+    assert set(numbers) == {"parzen", "parzen_se", "parzen_sigma", "parzen_valid"}
+    with pytest.raises(ConfigError, match="valid_start must be null or an integer >= 0"):
+        Parzen(valid_start=-1)
+
+
+def test_the_training_plot_draws_the_declared_headline_keys():
+    records = [
+        {"event": "evaluations", "step": 0, "evaluations": {"fid": {"direction": "min", "headline": True},
+                                                            "kl": {"direction": "min", "headline": False}}},
+        {"event": "eval", "step": 10, "epoch": 0.1, "se": 0.1, "kl": 0.5, "fid": 40.0, "time": 2.0},
+    ]
+    assert headline_keys(records) == ["fid"]
+    assert headline_keys(records[1:]) == ["se", "kl", "fid"]  # a run from before: the first numbers it logged
+
+
+def test_the_core_names_no_first_party_plugin_and_no_metric_outside_its_own_definition():
+    """grep advnets/ for the first-party plugins' names and for every metric's name and keys."""
+    from advnets.plugins import load_plugins
+
+    registry = load_plugins(environ={}).registry
+    first_party = [c for c in registry.components() if c.plugin != "advnets"]
+    names = {c.name for c in first_party if len(c.name) > 3} | {p for c in first_party for p in [c.plugin.replace("-", "_"), c.plugin]}
+    metric_keys = {"mnist_fid", "mnist_score", "mnist_modes", "mnist_cond_acc", "w1", "ks", "js", "nn_accuracy", "linear_accuracy"}
+    words = sorted(names | metric_keys | {"mnist", "gaussian", "bigan", "dcgan"})
+    pattern = r"\b(" + "|".join(re.escape(w) for w in words) + r")\b"
+    found = subprocess.run(["grep", "-rniE", pattern, "advnets/", "--include=*.py"], cwd=REPO, capture_output=True, text=True).stdout
+    assert found == ""
+    # the core's own metric, parzen, is named only where it is defined and registered
+    parzen = subprocess.run(["grep", "-rlw", "parzen", "advnets/", "--include=*.py"], cwd=REPO, capture_output=True, text=True).stdout
+    assert sorted(parzen.split()) == ["advnets/builtins.py", "advnets/metrics.py"]
