@@ -1,4 +1,4 @@
-"""The core plugin: the components advnets ships in its core (no models of its own).
+"""The core plugin: the components advnets ships in its core (no models and no metrics of its own).
 
 It is registered through the same hook as every other plugin. Each factory is
 named by import path, so that listing them does not import torch: the module is
@@ -36,7 +36,6 @@ BUILTINS = {
         "mlflow": "advnets.loggers:MlflowLogger",
     },
     "callback": {"sample-grid": "advnets.callbacks:SampleGrid", "weight-clip": "advnets.callbacks:WeightClip"},
-    "metric": {"parzen": "advnets.metrics:Parzen"},
     "dataset": {"image-folder": "advnets.image_folder:image_folder"},
 }
 """Each kind's built-in components: name -> factory, as ``module:name``."""

@@ -24,7 +24,7 @@ class Data:
     ``raw_range`` (e.g. 0..255 pixels) become model inputs in ``model_range``
     (e.g. -1..1, to match a Tanh generator). Without them samples are used as
     stored, cast to float32. ``unit_range`` maps model space to [0, 1] for images
-    and for metrics defined on that scale (the paper's Parzen estimate).
+    and for metrics defined on that scale (the paper's kernel density estimate).
     """
 
     train: Tensor | torch.utils.data.Dataset
@@ -32,7 +32,7 @@ class Data:
     stream from (items: a raw sample tensor, or ``(sample, label)``); see :mod:`advnets.sources`."""
     test: Tensor | None = None
     valid: Tensor | None = None
-    """Held-out samples for choosing a metric's hyper-parameters (the Parzen window's sigma)."""
+    """Held-out samples for choosing a metric's hyper-parameters (a kernel's width, say)."""
     train_labels: Tensor | None = None
     """Class labels of the training samples (integers in [0, num_classes)), for conditional models."""
     test_labels: Tensor | None = None

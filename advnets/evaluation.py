@@ -118,7 +118,7 @@ def evaluate_real(
     """The reference row: the first ``n`` training images of a preset's dataset, scored like G's samples.
 
     Every metric compares its samples with the test set, so real training images
-    show what a perfect generator would score (and Parzen keeps a fair footing:
+    show what a perfect generator would score (and a kernel estimate keeps a fair footing:
     its kernel centres are not the images it scores).
     """
     if n < 1:

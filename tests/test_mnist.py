@@ -12,10 +12,10 @@ import torch
 
 from advnets import ConfigError
 from advnets.config import resolve
-from advnets.metrics import Parzen
 from advnets_mnist.data import FILES, MNIST, Source, load, mnist
 from advnets_mnist.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from advnets_mnist.models import MLPDiscriminator, MLPGenerator
+from advnets_parzen.metrics import Parzen
 
 TINY = Source("mnist", "MNIST", train_size=12, test_size=4)
 

@@ -55,7 +55,10 @@ def same_training(before: dict, after: dict) -> list[str]:
 
 def previous_trainer(tmp_path: Path) -> Path | None:
     """The previous trainer's source from this checkout's history, or None where the history is not here."""
-    found = subprocess.run(["git", "cat-file", "-e", f"{PREVIOUS_TRAINER}^{{commit}}"], cwd=REPO, capture_output=True)
+    try:
+        found = subprocess.run(["git", "cat-file", "-e", f"{PREVIOUS_TRAINER}^{{commit}}"], cwd=REPO, capture_output=True)
+    except OSError:  # no git on this machine
+        return None
     if found.returncode != 0:
         return None
     archive = subprocess.run(["git", "archive", PREVIOUS_TRAINER, "advnets", "plugins"], cwd=REPO, capture_output=True, check=True)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from advnets import Data
-from advnets.metrics import Parzen, parzen_log_likelihood
+from advnets_parzen.metrics import Parzen, parzen_log_likelihood
 
 
 def direct(x: torch.Tensor, centres: torch.Tensor, sigma: float) -> list[float]:
