@@ -44,17 +44,27 @@ def constant() -> SchedulerMaker | None:
     return None
 
 
-def warmup_cosine(warmup_steps: int = 0, min_factor: float = 0.0) -> SchedulerMaker:
-    """Linear warm-up from 0 over warmup_steps, then a half cosine down to min_factor x lr at the last step."""
+def warmup_cosine(warmup_steps: int = 0, min_factor: float = 0.0, decay_steps: int = 0) -> SchedulerMaker:
+    """Linear warm-up from 0 over warmup_steps, then a half cosine down to min_factor x lr at the last step.
+
+    ``decay_steps`` > 0 ends the cosine at that step instead, and keeps min_factor after it: a run
+    stopped early (``--epochs 1``) then follows the first part of the full run's curve.
+    """
     _check_steps("warmup-cosine", warmup_steps=warmup_steps)
     if not 0 <= min_factor <= 1:
         raise ConfigError(f"lr_scheduler warmup-cosine: min_factor must be in [0, 1], got {min_factor}")
+    if isinstance(decay_steps, bool) or not isinstance(decay_steps, int) or not (decay_steps == 0 or decay_steps > warmup_steps):
+        raise ConfigError(
+            f"lr_scheduler warmup-cosine: decay_steps must be 0 (the run's last step) or more than warmup_steps, got {decay_steps!r}"
+        )
 
     def factor(total: int) -> Callable[[int], float]:
+        end = decay_steps or total
+
         def at(step: int) -> float:
             if step < warmup_steps:
                 return (step + 1) / warmup_steps
-            done = min((step - warmup_steps) / max(total - warmup_steps, 1), 1.0)
+            done = min((step - warmup_steps) / max(end - warmup_steps, 1), 1.0)
             return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * done))
 
         return at

@@ -442,6 +442,30 @@ def test_warmup_cosine_follows_its_formula():
     assert lrs == pytest.approx(expected, rel=1e-12)
 
 
+def test_warmup_cosine_with_decay_steps_ends_there_whatever_the_runs_length():
+    """A run stopped early follows the start of the full run's curve; a longer one stays at min_factor."""
+    from advnets.schedules import warmup_cosine
+
+    def curve(steps):
+        lrs = []
+
+        class Record(Callback):
+            def on_step_end(self, trainer):
+                lrs.append(trainer.d_optimizer.param_groups[0]["lr"])
+
+        schedule = warmup_cosine(min_factor=0.3, decay_steps=10)
+        make_trainer(lr_scheduler=schedule, callbacks=[Record()], d_optimizer=None).fit(steps=steps)
+        return lrs
+
+    base = 2e-4
+    full = [base * (0.3 + 0.7 * 0.5 * (1 + math.cos(math.pi * min((s + 1) / 10, 1.0)))) for s in range(16)]
+    assert curve(16) == pytest.approx(full, rel=1e-12)
+    assert curve(4) == pytest.approx(full[:4], rel=1e-12)
+    assert full[-1] == pytest.approx(0.3 * base) and full[9] == pytest.approx(0.3 * base)
+    with pytest.raises(ConfigError, match="decay_steps must be 0"):
+        warmup_cosine(warmup_steps=5, decay_steps=5)
+
+
 def test_three_players_a_k_schedule_and_an_lr_scheduler_resume_bit_identically(tmp_path):
     from advnets.schedules import torch_scheduler
 
