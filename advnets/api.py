@@ -32,7 +32,7 @@ def registry() -> Registry:
 
 
 def build(kind: str, name: str, **settings: Any) -> Any:
-    """Build a component by name: ``build("generator", "mlp", latent_dim=100)``."""
+    """Build a component by name: ``build("loss", "hinge")``."""
     return registry().build(kind, name, **settings)
 
 

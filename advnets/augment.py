@@ -8,8 +8,8 @@ Data-Efficient GAN Training"). Because G's samples pass through the same
 transformations with gradients, G is not taught to draw the augmentations, and D
 overfits a small training set more slowly.
 
-    --set discriminator=augmented --set discriminator.discriminator=mlp \\
-        --set discriminator.discriminator.dropout=0.3 --set discriminator.cutout=0.5
+    --set discriminator=augmented --set discriminator.discriminator=NAME \\
+        --set discriminator.discriminator.SETTING=VALUE --set discriminator.cutout=0.5
 
 - ``translation``: each image shifted by up to this fraction of its height and
   width, in whole pixels, its edge pixels repeated into the gap;

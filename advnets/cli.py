@@ -787,7 +787,7 @@ def plot(
 ) -> None:
     """Draw a run's pictures: training.png (losses, D(x), D(G(z)), evaluations) and samples.gif."""
     from .config import load_config_file
-    from .plots import damaged_note, plot_run, read_metrics
+    from .plots import damaged_note, evaluations_of, plot_run, read_metrics
 
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: no such run folder")
@@ -796,16 +796,37 @@ def plot(
         err_console.print(damaged_note(run_dir, damaged), markup=False)
     equilibrium = None
     if (run_dir / "config.json").is_file():
-        loss = load_config_file(run_dir / "config.json").get("loss") or {}
+        config = load_config_file(run_dir / "config.json")
+        loss = config.get("loss") or {}
         settings = {k: v for k, v in loss.items() if k != "name"}
         registry = _plugins(plugin, run_dir).registry
         if ("loss", loss.get("name")) in registry:
             equilibrium = registry.build("loss", loss["name"], **settings).equilibrium
+        if not evaluations_of(records):  # a run from before metrics declared their numbers: ask them now
+            described = _declared_by_factories(registry, config)
+            if described:
+                records = [{"event": "evaluations", "step": 0, "evaluations": described}, *records]
     notes: list[str] = []
     for path in plot_run(run_dir, equilibrium, records, notes=notes):
         out_console.print(f"wrote {path}")
     for note in notes:
         err_console.print(note, markup=False)
+
+
+def _declared_by_factories(registry: Any, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What the installed metrics a run's config names declare of their numbers, read from their
+    classes (nothing is built); ``{}`` where none is installed or declares anything."""
+    from .metrics import declared
+
+    metrics = (config.get("eval") or {}).get("metrics") or {}
+    found: dict[str, dict[str, Any]] = {}
+    for name in metrics if isinstance(metrics, dict) else []:
+        if ("metric", name) in registry:
+            try:
+                found.update(declared(name, registry.get("metric", name).load()).as_json())
+            except AdvnetsError:  # a factory that cannot be imported or declares badly: plot without it
+                continue
+    return found
 
 
 # --- compare -----------------------------------------------------------------------------

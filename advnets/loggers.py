@@ -30,6 +30,29 @@ from .errors import ConfigError, WriteError, first_line, writing
 from .trainer import AdversarialTrainer, Callback
 
 
+def described(trainer: AdversarialTrainer) -> dict[str, dict[str, Any]]:
+    """What the callbacks say of the numbers they log (``Callback.describe``), checked:
+    ``{key: {"direction": "max" | "min", "headline": bool}}``; a callback that returns None says nothing."""
+    evaluations: dict[str, dict[str, Any]] = {}
+    for callback in trainer.callbacks:
+        describe = getattr(callback, "describe", None)
+        said = describe(trainer) if callable(describe) else None
+        if said is None:
+            continue
+        ok = isinstance(said, dict) and all(
+            isinstance(key, str) and isinstance(entry, dict) and entry.get("direction") in ("max", "min")
+            and isinstance(entry.get("headline", False), bool)
+            for key, entry in said.items()
+        )
+        if not ok:
+            raise ConfigError(
+                f"callback {type(callback).__name__}: describe() must return {{key: {{\"direction\": \"max\" or \"min\", "
+                f"\"headline\": true or false}}}}, got {said!r:.80}"
+            )
+        evaluations.update(said)
+    return evaluations
+
+
 class JsonlLogger(Callback):
     """Appends every record to metrics.jsonl, one JSON object per line (read by advnets plot)."""
 
@@ -40,6 +63,7 @@ class JsonlLogger(Callback):
     def check(self, trainer: AdversarialTrainer) -> None:
         if trainer.run_dir is not None:
             check_file_slot(trainer.run_dir / self.filename, "the metrics log")
+        described(trainer)  # a callback that describes its numbers badly fails now, not after the first step
 
     def on_fit_start(self, trainer: AdversarialTrainer) -> None:
         self._described = False
@@ -50,10 +74,7 @@ class JsonlLogger(Callback):
         if not getattr(self, "_described", True):
             self._described = True
             self.on_log(trainer, {"event": "diagnostics", "step": trainer.step, "diagnostics": trainer.diagnostics()})
-            evaluations: dict[str, dict[str, Any]] = {}
-            for callback in trainer.callbacks:
-                describe = getattr(callback, "describe", None)
-                evaluations.update(describe(trainer) if callable(describe) else {})
+            evaluations = described(trainer)
             if evaluations:
                 self.on_log(trainer, {"event": "evaluations", "step": trainer.step, "evaluations": evaluations})
 

@@ -30,7 +30,7 @@ def _maker(name: str, cls: type[torch.optim.Optimizer], impl: str, **settings: o
     """A maker for ``cls``; ``auto`` takes torch's fused kernel where the class and device have one.
 
     Fused steps update all parameters in one multi-threaded kernel: on this
-    project's 2-core CPU they cut Adam's share of a step of the MLP GAN from about a
+    project's 2-core CPU they cut Adam's share of a step of a small fully connected GAN from about a
     third to about a tenth (docs/performance.md).
     """
     if impl not in IMPLEMENTATIONS:

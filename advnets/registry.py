@@ -66,8 +66,8 @@ class Component:
 
     ``nested`` names the settings whose value is itself a component config, and
     of which kind: ``nested={"discriminator": "discriminator"}`` for a wrapper
-    around any discriminator. Such a setting takes a name (``"mlp"``) or a table
-    (``{"name": "mlp", "hidden": [256]}``; without ``"name"``, or with the
+    around any discriminator. Such a setting takes a name (``"my-d"``) or a table
+    (``{"name": "my-d", "hidden": [256]}``; without ``"name"``, or with the
     default's name, it is laid over the default's settings); the registry checks
     it as it checks any component, builds it first (through the same registry,
     so components of ``--plugin`` files too), and passes the built object to the
@@ -209,12 +209,13 @@ def check_value(where: str, value: Any, default: Any) -> Any:
     return value
 
 
-def merge_params(component: Component, overrides: Mapping[str, Any]) -> dict[str, Any]:
+def merge_params(component: Component, overrides: Mapping[str, Any], path: str | None = None) -> dict[str, Any]:
     """The component's defaults with ``overrides`` applied, each name and type checked.
 
     A nested setting (:attr:`Component.nested`) comes back as a config table laid
     over its default's; :meth:`Registry.params` checks it against its own component.
     """
+    path = path or component.kind
     params = copy.deepcopy(dict(component.defaults or {}))
     for key, value in overrides.items():
         if key not in params:
@@ -224,12 +225,12 @@ def merge_params(component: Component, overrides: Mapping[str, Any]) -> dict[str
                 f"{close_matches(key, params)}; its settings: {known}"
             )
         if key in component.nested:
-            params[key] = nested_config(f"{component.kind}.{key}", component.nested[key], params[key], value)
+            params[key] = nested_config(f"{path}.{key}", component.nested[key], params[key], value)
         else:
-            params[key] = check_value(f"{component.kind}.{key}", value, params[key])
+            params[key] = check_value(f"{path}.{key}", value, params[key])
     for key, kind in component.nested.items():
         if key not in overrides:
-            params[key] = nested_config(f"{component.kind}.{key}", kind, params[key], None)
+            params[key] = nested_config(f"{path}.{key}", kind, params[key], None)
     return params
 
 
@@ -243,6 +244,8 @@ def nested_config(where: str, kind: str, default: Any, given: Any) -> dict[str, 
         if isinstance(value, str):
             return {"name": value}
         if isinstance(value, dict) and isinstance(value.get("name", ""), str):
+            if _nesting(value) > 4 * MAX_NESTING:  # before deepcopy, which would recurse through all of it
+                raise ConfigError(f"{where}: components nested more than {MAX_NESTING} deep")
             return copy.deepcopy(value)
         raise ConfigError(f"{where} must be a {kind} name or {{\"name\": NAME, settings}}, got {type_name(value)} {json.dumps(value)[:80]}")
 
@@ -257,6 +260,31 @@ def nested_config(where: str, kind: str, default: Any, given: Any) -> dict[str, 
     if override.get("name", base["name"]) == base["name"]:
         return {**base, **override, "name": base["name"]}
     return override
+
+
+MAX_NESTING = 16
+"""How deep components may sit inside each other's settings."""
+
+
+def _placed(exc: ConfigError, kind: str, name: str, key: str) -> ConfigError:
+    """The error of a nested component, said once with the outermost component and setting it sits in."""
+    if getattr(exc, "placed", False):
+        placed = ConfigError(str(exc))  # an inner level already said where: keep the message, mark it again
+    else:
+        placed = ConfigError(f"{kind} {name!r}, setting {key!r}: {exc}")
+    placed.placed = True
+    return placed
+
+
+def _nesting(value: Any) -> int:
+    """How deep dicts and lists nest in ``value``, counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def _settings_of(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -349,28 +377,40 @@ class Registry:
 
     def params(self, kind: str, name: str, **overrides: Any) -> dict[str, Any]:
         """The settings ``build`` would pass to the factory; a nested setting as its complete config table."""
+        return self._params(kind, name, overrides, kind, 0)
+
+    def _params(self, kind: str, name: str, overrides: Mapping[str, Any], path: str, depth: int) -> dict[str, Any]:
+        if depth > MAX_NESTING:
+            raise ConfigError(f"{path}: components nested more than {MAX_NESTING} deep")
         component = self.get(kind, name)
-        params = merge_params(component, overrides)
+        params = merge_params(component, overrides, path)
         for key, nested_kind in component.nested.items():
             entry = params[key]
             try:
                 self._check_kind(nested_kind)
                 inner = self.get(nested_kind, entry["name"])
-                params[key] = {"name": inner.name, **self.params(nested_kind, inner.name, **_settings_of(entry))}
+                inner_path = f"{path}.{key}"
+                params[key] = {"name": inner.name, **self._params(nested_kind, inner.name, _settings_of(entry), inner_path, depth + 1)}
             except ConfigError as exc:
-                raise ConfigError(f"{kind} {component.name!r}, setting {key!r}: {exc}") from None
+                raise _placed(exc, kind, component.name, key) from None
         return params
 
     def build(self, kind: str, name: str, **overrides: Any) -> Any:
         """Merge defaults and overrides and call the component's factory (nested components built first)."""
         component = self.get(kind, name)
-        settings = self.params(kind, name, **overrides) if component.nested else merge_params(component, overrides)
+        if not component.nested:
+            return self._construct(component, merge_params(component, overrides))
+        return self._construct(component, self.params(kind, name, **overrides))
+
+    def _construct(self, component: Component, settings: dict[str, Any]) -> Any:
+        """Call the factory with settings already merged and checked; nested configs built first, innermost first."""
+        kind, name = component.kind, component.name
         for key, nested_kind in component.nested.items():
             entry = settings[key]
             try:
-                settings[key] = self.build(nested_kind, entry["name"], **_settings_of(entry))
+                settings[key] = self._construct(self.get(nested_kind, entry["name"]), _settings_of(entry))
             except ConfigError as exc:
-                raise ConfigError(f"{kind} {component.name!r}, setting {key!r}: {exc}") from None
+                raise _placed(exc, kind, name, key) from None
         factory = component.load()
         try:
             return factory(**settings)

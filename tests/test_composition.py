@@ -70,13 +70,28 @@ def test_a_table_without_a_name_or_with_the_defaults_name_is_laid_over_the_defau
     ({"width": 3}, "part.inner: choose a part"),
     ("nope", "part 'wrap', setting 'inner': unknown part 'nope'"),
     ({"name": "leaf", "colour": "red"}, "part 'wrap', setting 'inner': part 'leaf' has no setting 'colour'"),
-    ({"name": "leaf", "width": "wide"}, "part 'wrap', setting 'inner': part.width must be an int, got string \"wide\""),
+    ({"name": "leaf", "width": "wide"}, "part 'wrap', setting 'inner': part.inner.width must be an int, got string \"wide\""),
     (5, "part.inner must be a part name or {\"name\": NAME, settings}, got int 5"),
 ])
 def test_bad_nested_settings_are_one_line_naming_where(inner, message):
     with pytest.raises(ConfigError) as caught:
         registry().build("part", "wrap", **({} if inner is None else {"inner": inner}))
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+def test_components_nested_too_deep_are_one_line_not_a_recursion_error():
+    plain = registry()
+    deep: dict = {"name": "leaf"}
+    for _ in range(5):
+        deep = {"name": "wrap", "inner": deep}
+    assert plain.build("part", "wrap", inner=deep).inner.inner.inner.inner.inner.inner.width == 4
+    for depth in (20, 2000):  # past the limit; and deep enough that a recursive copy would overflow Python's stack
+        deep = {"name": "leaf"}
+        for _ in range(depth):
+            deep = {"name": "wrap", "inner": deep}
+        with pytest.raises(ConfigError, match="nested more than 16 deep") as caught:
+            plain.params("part", "wrap", inner=deep)
+        assert len(str(caught.value)) < 300
 
 
 @pytest.mark.parametrize("defaults, nested, message", [
@@ -205,4 +220,4 @@ def test_bad_composition_is_one_line_and_exit_2(tmp_path, settings, message):
     result = runner.invoke(app, ["run", "toy-gaussian", "--steps", "2", "--out", str(out), "--no-eval", *settings])
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
-    assert not (out / "checkpoints").exists()
+    assert not out.exists()  # refused before the run folder is made

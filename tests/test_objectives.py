@@ -39,13 +39,19 @@ def reference_hashes(tree: Path | None = None) -> dict:
         [sys.executable, str(REFERENCE / "step_reference.py")], capture_output=True, text=True, env=env, timeout=300,
         cwd=tree or REPO, check=True,
     )
-    return json.loads(out.stdout)
+    hashes = json.loads(out.stdout)
+    trainer = Path(hashes.pop("_trainer"))
+    assert trainer.is_relative_to(tree or REPO), trainer  # the trainer that was asked for, not an installed one
+    return hashes
 
 
 def same_training(before: dict, after: dict) -> list[str]:
     """The configurations whose weights, counters or logged numbers differ."""
     differ = []
     for name in before:
+        if len(json.loads(before[name]["records"])) != len(json.loads(after[name]["records"])):
+            differ.append(name)
+            continue
         records = zip(json.loads(before[name]["records"]), json.loads(after[name]["records"]))
         if (before[name]["weights"] != after[name]["weights"] or before[name]["counters"] != after[name]["counters"]
                 or any(a[key] != b[key] for a, b in records for key in COMPARED)):

@@ -134,5 +134,7 @@ def run(name: str) -> dict[str, str]:
 
 
 if __name__ == "__main__":
+    import advnets.trainer
+
     result = {name: run(name) for name in CASES}
-    print(json.dumps(result, sort_keys=True))
+    print(json.dumps({**result, "_trainer": advnets.trainer.__file__}, sort_keys=True))
