@@ -40,7 +40,8 @@ def export_previous(rev: str, into: Path) -> None:
     """``git archive REV advnets`` unpacked as the package advnets_previous (its imports are relative)."""
     archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "advnets"], capture_output=True, check=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
+        # our own git archive; the "data" filter where Python has it (3.11.4 and newer; Debian 12's 3.11.2 has not)
+        tar.extractall(into, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     (into / "advnets").rename(into / "advnets_previous")
 
 
