@@ -148,6 +148,7 @@ MNIST_AUGMENTED = [
 ]
 
 
+@pytest.mark.slow
 def test_augmented_mlp_trains_on_mnist_and_resumes_bit_identically(tmp_path, mnist_dir):
     straight, halves = tmp_path / "straight", tmp_path / "halves"
     common = ["run", "mlp-mnist", "--seed", "4", "--data-dir", str(mnist_dir), *MNIST_AUGMENTED]
@@ -179,6 +180,7 @@ def _tensors(state, prefix=""):
     return out
 
 
+@pytest.mark.slow
 def test_a_plugin_files_discriminator_goes_inside_augmented(tmp_path, mnist_dir):
     plugin = tmp_path / "tiny_d.py"
     plugin.write_text(textwrap.dedent('''

@@ -72,6 +72,7 @@ def previous_trainer(tmp_path: Path) -> Path | None:
     return tmp_path
 
 
+@pytest.mark.slow  # two fresh processes, about 25 s
 def test_gan_objective_reproduces_the_previous_trainer_bit_for_bit(tmp_path):
     """Five configurations (k = 2 and 3, EMA, dropout, batch norm in D, gradient penalty, SGD,
     lr schedules), trained by the previous trainer and by this one on the same machine.

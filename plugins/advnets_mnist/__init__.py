@@ -58,7 +58,7 @@ MLP_MNIST = {
     # random initial G a weight of 0.9995**1560 = 46% at the first evaluation (epoch 4) and 21%
     # at epoch 8: early evaluations and best-checkpoint picks would score a blur of noise that
     # G has long left. From step 780 it starts from a G that already draws noisy digit strokes.
-    # 36 epochs with an evaluation every 4 fit 15 minutes on a 2-core CPU.
+    # 36 epochs with an evaluation every 4: 13 to 15.4 minutes on a 2-core CPU (docs/results.md).
     "trainer": {"batch_size": 128, "k": 1, "epochs": 36, "log_every": 100, "ema_decay": 0.9995, "ema_start": 780},
     "checkpoint": {"every_epochs": 4, "keep": 2},
     "callbacks": {"sample-grid": {"n": 64, "nrow": 8, "every_epochs": 2}},
