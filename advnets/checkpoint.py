@@ -30,6 +30,7 @@ from safetensors import SafetensorError
 
 from .errors import CheckpointError, first_line
 from .files import write_atomic
+from .registry import nesting_depth
 
 FORMAT = "advnets.checkpoint/1"
 SUFFIX = ".safetensors"
@@ -184,26 +185,13 @@ def _advnets_metadata(path: Path, header: Mapping[str, Any]) -> dict[str, str]:
 def _decode_metadata(path: Path, raw_meta: Mapping[str, str]) -> dict[str, Any]:
     try:
         metadata = {key: json.loads(value) for key, value in raw_meta.items() if key != "format"}
-        if _depth(metadata) > MAX_METADATA_DEPTH:
+        if nesting_depth(metadata, MAX_METADATA_DEPTH) > MAX_METADATA_DEPTH:
             raise RecursionError
         return metadata
     except RecursionError:
         raise CheckpointError(f"{path}: damaged checkpoint metadata (nested too deep)") from None
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: damaged checkpoint metadata ({type(exc).__name__}: {exc})") from None
-
-
-def _depth(tree: Any) -> int:
-    """How deeply lists and objects nest in ``tree`` (counted without recursion)."""
-    deepest, stack = 0, [(tree, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, (dict, list)):
-            deepest = max(deepest, depth)
-            if deepest > MAX_METADATA_DEPTH:
-                break
-            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
-    return deepest
 
 
 def read_metadata(path: Path) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from typing import Any
 from .errors import ConfigError, close_matches, first_line
 from .provenance import FIELD as PLUGIN_FILES
 from .provenance import check_records
-from .registry import Component, Registry, check_value, type_name
+from .registry import Component, Registry, check_value, settings_of, type_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -327,16 +327,12 @@ def _resolve_players(registry: Registry, config: dict[str, Any]) -> None:
         ema_decay = check_value(f"players.{name}.ema_decay", entry.get("ema_decay", 0.0), 0.0)
         ema_start = check_value(f"players.{name}.ema_start", entry.get("ema_start", 0), 0)
         resolved[name] = {
-            "module": {"name": module["name"], **registry.params(name, module["name"], **_settings(module))},
-            "optimizer": {"name": optimizer["name"], **registry.params("optimizer", optimizer["name"], **_settings(optimizer))},
+            "module": {"name": module["name"], **registry.params(name, module["name"], **settings_of(module))},
+            "optimizer": {"name": optimizer["name"], **registry.params("optimizer", optimizer["name"], **settings_of(optimizer))},
             "ema_decay": ema_decay,
             "ema_start": ema_start,
         }
     config["players"] = resolved
-
-
-def _settings(entry: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in entry.items() if k != "name"}
 
 
 def merge_preset(config: dict[str, Any], preset: Mapping[str, Any], name: str) -> None:

@@ -27,6 +27,7 @@ from torch import Tensor
 from .callbacks import Checkpointer
 from .files import append_line, check_file_slot, open_log, write_json_atomic
 from .errors import ConfigError, WriteError, first_line, writing
+from .metrics import DIRECTIONS
 from .trainer import AdversarialTrainer, Callback
 
 
@@ -40,7 +41,7 @@ def described(trainer: AdversarialTrainer) -> dict[str, dict[str, Any]]:
         if said is None:
             continue
         ok = isinstance(said, dict) and all(
-            isinstance(key, str) and isinstance(entry, dict) and entry.get("direction") in ("max", "min")
+            isinstance(key, str) and isinstance(entry, dict) and entry.get("direction") in DIRECTIONS
             and isinstance(entry.get("headline", False), bool)
             for key, entry in said.items()
         )

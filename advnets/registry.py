@@ -244,15 +244,16 @@ def nested_config(where: str, kind: str, default: Any, given: Any) -> dict[str, 
         if isinstance(value, str):
             return {"name": value}
         if isinstance(value, dict) and isinstance(value.get("name", ""), str):
-            if _nesting(value) > 4 * MAX_NESTING:  # before deepcopy, which would recurse through all of it
+            if nesting_depth(value, 4 * MAX_NESTING) > 4 * MAX_NESTING:  # before deepcopy, which would recurse through all of it
                 raise ConfigError(f"{where}: components nested more than {MAX_NESTING} deep")
             return copy.deepcopy(value)
         raise ConfigError(f"{where} must be a {kind} name or {{\"name\": NAME, settings}}, got {type_name(value)} {json.dumps(value)[:80]}")
 
     if default is None:
-        if given is None or "name" not in table(given):
+        chosen = None if given is None else table(given)
+        if chosen is None or "name" not in chosen:
             raise ConfigError(f"{where}: choose a {kind}, by name (--set {where}=NAME) or as {{\"name\": NAME, settings}}")
-        return table(given)
+        return chosen
     base = table(default)
     if given is None:
         return base
@@ -276,18 +277,22 @@ def _placed(exc: ConfigError, kind: str, name: str, key: str) -> ConfigError:
     return placed
 
 
-def _nesting(value: Any) -> int:
-    """How deep dicts and lists nest in ``value``, counted without recursion."""
-    deepest, stack = 0, [(value, 1)]
+def nesting_depth(tree: Any, stop_above: int | None = None) -> int:
+    """How deeply lists and objects nest in ``tree``, counted without recursion (so any depth is safe);
+    with ``stop_above``, counting stops once it is passed (the answer is then just more than it)."""
+    deepest, stack = 0, [(tree, 1)]
     while stack:
         node, depth = stack.pop()
         if isinstance(node, (dict, list)):
             deepest = max(deepest, depth)
+            if stop_above is not None and deepest > stop_above:
+                break
             stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
     return deepest
 
 
-def _settings_of(entry: Mapping[str, Any]) -> dict[str, Any]:
+def settings_of(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A component config's settings: the table without its ``"name"``."""
     return {k: v for k, v in entry.items() if k != "name"}
 
 
@@ -390,17 +395,14 @@ class Registry:
                 self._check_kind(nested_kind)
                 inner = self.get(nested_kind, entry["name"])
                 inner_path = f"{path}.{key}"
-                params[key] = {"name": inner.name, **self._params(nested_kind, inner.name, _settings_of(entry), inner_path, depth + 1)}
+                params[key] = {"name": inner.name, **self._params(nested_kind, inner.name, settings_of(entry), inner_path, depth + 1)}
             except ConfigError as exc:
                 raise _placed(exc, kind, component.name, key) from None
         return params
 
     def build(self, kind: str, name: str, **overrides: Any) -> Any:
         """Merge defaults and overrides and call the component's factory (nested components built first)."""
-        component = self.get(kind, name)
-        if not component.nested:
-            return self._construct(component, merge_params(component, overrides))
-        return self._construct(component, self.params(kind, name, **overrides))
+        return self._construct(self.get(kind, name), self.params(kind, name, **overrides))
 
     def _construct(self, component: Component, settings: dict[str, Any]) -> Any:
         """Call the factory with settings already merged and checked; nested configs built first, innermost first."""
@@ -408,7 +410,7 @@ class Registry:
         for key, nested_kind in component.nested.items():
             entry = settings[key]
             try:
-                settings[key] = self._construct(self.get(nested_kind, entry["name"]), _settings_of(entry))
+                settings[key] = self._construct(self.get(nested_kind, entry["name"]), settings_of(entry))
             except ConfigError as exc:
                 raise _placed(exc, kind, name, key) from None
         factory = component.load()

@@ -41,7 +41,7 @@ from .data import Data
 from .errors import AdvnetsError, CheckpointError, ConfigError, first_line
 from .objectives import Objective
 from .players import PlayerSpec
-from .registry import NAME_PATTERN, Registry
+from .registry import NAME_PATTERN, Registry, settings_of
 from .samples import check_sample_memory
 from .trainer import AdversarialTrainer, Callback, check_world_size, generate
 from .validate import check_module_state, validate_state
@@ -81,16 +81,12 @@ def build_components(registry: Registry, config: dict[str, Any]) -> Components:
         raise ConfigError(f"objective {config['objective']['name']!r} did not build an advnets.Objective")
     players = {}
     for name, entry in config.get("players", {}).items():
-        module = registry.build(name, entry["module"]["name"], **_settings(entry["module"]))
+        module = registry.build(name, entry["module"]["name"], **settings_of(entry["module"]))
         if not isinstance(module, torch.nn.Module):
             raise ConfigError(f"players.{name}: {name} {entry['module']['name']!r} did not build a torch.nn.Module")
-        optimizer = registry.build("optimizer", entry["optimizer"]["name"], **_settings(entry["optimizer"]))
+        optimizer = registry.build("optimizer", entry["optimizer"]["name"], **settings_of(entry["optimizer"]))
         players[name] = PlayerSpec(module, optimizer, entry["ema_decay"], entry["ema_start"])
     return Components(**built, players=players)
-
-
-def _settings(entry: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in entry.items() if k != "name"}
 
 
 @dataclasses.dataclass
