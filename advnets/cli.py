@@ -788,6 +788,7 @@ def plot(
     """Draw a run's pictures: training.png (losses, D(x), D(G(z)), evaluations) and samples.gif."""
     from .config import load_config_file
     from .plots import damaged_note, evaluations_of, plot_run, read_metrics
+    from .registry import settings_of
 
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: no such run folder")
@@ -798,7 +799,7 @@ def plot(
     if (run_dir / "config.json").is_file():
         config = load_config_file(run_dir / "config.json")
         loss = config.get("loss") or {}
-        settings = {k: v for k, v in loss.items() if k != "name"}
+        settings = settings_of(loss)
         registry = _plugins(plugin, run_dir).registry
         if ("loss", loss.get("name")) in registry:
             equilibrium = registry.build("loss", loss["name"], **settings).equilibrium

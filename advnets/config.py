@@ -380,7 +380,7 @@ def _resolve_slot(registry: Registry, config: dict[str, Any], slot: str) -> None
     entry = config.get(slot)
     if not isinstance(entry, dict) or "name" not in entry:
         raise ConfigError(f"no {slot} chosen: give a preset that sets one, or --set {slot}=NAME")
-    settings = {k: v for k, v in entry.items() if k != "name"}
+    settings = settings_of(entry)
     config[slot] = {"name": entry["name"], **registry.params(SLOTS[slot], entry["name"], **settings)}
 
 

@@ -23,7 +23,7 @@ from .config import resolve
 from .data import Data
 from .errors import ConfigError
 from .metrics import score
-from .registry import Registry
+from .registry import Registry, settings_of
 from .runs import load_generator
 from .trainer import generate_labelled, resolve_device
 
@@ -67,7 +67,7 @@ def _metric_settings(config: dict[str, Any], names: list[str] | None) -> dict[st
 
 def run_dataset(registry: Registry, config: dict[str, Any], data_dir: str | None) -> Data:
     """The dataset a run's config names, from ``data_dir`` if given (else where the config says)."""
-    settings = {k: v for k, v in config["dataset"].items() if k != "name"}
+    settings = settings_of(config["dataset"])
     if data_dir is not None:
         settings["data_dir"] = data_dir
     return registry.build("dataset", config["dataset"]["name"], **settings)

@@ -70,7 +70,7 @@ def build_components(registry: Registry, config: dict[str, Any]) -> Components:
     torch.manual_seed(config["seed"])
     built = {}
     for slot, kind in SLOTS.items():
-        settings = {k: v for k, v in config[slot].items() if k != "name"}
+        settings = settings_of(config[slot])
         built[slot] = registry.build(kind, config[slot]["name"], **settings)
     for slot in ("generator", "discriminator"):
         if not isinstance(built[slot], torch.nn.Module):
@@ -530,7 +530,7 @@ def load_generator(registry: Registry, path: str | os.PathLike[str], use_average
     config = metadata.get("config")
     if not isinstance(config, dict) or not isinstance(config.get("generator"), dict):
         raise CheckpointError(f"{path}: the checkpoint carries no advnets run configuration")
-    settings = {k: v for k, v in config["generator"].items() if k != "name"}
+    settings = settings_of(config["generator"])
     averaged = use_average and "generator_ema" in state
     try:
         generator = registry.build("generator", config["generator"].get("name"), **settings)
