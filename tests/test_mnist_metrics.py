@@ -16,7 +16,9 @@ from advnets_mnist import classifier as classifier_module
 from advnets_mnist.classifier import classifier_info, load_classifier
 from advnets_mnist.data import mnist
 from advnets_mnist.idx import LABELS_MAGIC, read_idx
-from advnets_mnist.metrics import MnistModes, digit_histogram, frechet_distance, inception_score
+from advnets.metrics import score
+from advnets_mnist import metrics as metrics_module
+from advnets_mnist.metrics import MnistCondAcc, MnistFID, MnistModes, MnistScore, digit_histogram, frechet_distance, inception_score
 
 
 @pytest.mark.slow
@@ -80,6 +82,35 @@ def test_modes_and_kl_from_uniform():
     assert result["mnist_modes"] >= 1 and result["mnist_kl_uniform"] == pytest.approx(math.log(10), abs=1e-9)
     with pytest.raises(ConfigError, match="need 1x28x28 images"):
         metric(torch.zeros(5, 1), Data(train=torch.zeros(2, 1)))
+
+
+def test_one_evaluation_classifies_its_samples_once_and_scores_as_if_each_metric_had(mnist_dir, monkeypatch):
+    """mnist-fid, -score, -modes and -cond-acc share one classification of the same tensor, and nothing else."""
+    data = mnist(str(mnist_dir), download=False)
+    samples = data.decode(data.train[:600]) + 0.3 * torch.randn(600, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(600) % 10
+    metrics = {"mnist-fid": MnistFID(), "mnist-score": MnistScore(), "mnist-modes": MnistModes(), "mnist-cond-acc": MnistCondAcc()}
+    metrics["mnist-fid"](samples[:10].clone(), data)  # the test set's features, outside the count below
+    # Each metric on its own, with a fresh cache every time: what sharing must not change.
+    alone = {}
+    for metric in metrics.values():
+        monkeypatch.setattr(metrics_module, "classified", metrics_module._LastClassified())
+        alone.update(metric(samples.clone(), data, labels=labels) if isinstance(metric, MnistCondAcc) else metric(samples.clone(), data))
+
+    calls = []
+    real_classify = metrics_module.classify
+    monkeypatch.setattr(metrics_module, "classify", lambda images: calls.append(len(images)) or real_classify(images))
+    monkeypatch.setattr(metrics_module, "classified", metrics_module._LastClassified())
+    shared, _ = score(metrics, samples, data, labels)
+    assert calls == [600]  # one classification for all four metrics
+    assert shared == alone  # bit for bit
+    score(metrics, samples.clone(), data, labels)  # equal values, another tensor: classified again
+    assert calls == [600, 600]
+    again = samples.clone()
+    metrics["mnist-score"](again, data)
+    again.add_(0.5)  # changed in place since: classified again, and the number moves
+    changed = metrics["mnist-score"](again, data)
+    assert calls == [600, 600, 600, 600] and changed["mnist_score"] != alone["mnist_score"]
 
 
 @pytest.fixture(scope="module")
