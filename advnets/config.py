@@ -63,7 +63,7 @@ SLOTS = {
 }
 """Component slots and the kind of component each one holds."""
 
-PLAYER_FIELDS = {"module", "optimizer", "ema_decay", "ema_start"}
+PLAYER_FIELDS = {"module", "optimizer", "ema_decay", "ema_start", "ema_warmup"}
 """An extra player's entry under ``players``: its module (a component of the kind named like the
 player), its optimizer (an optimizer component; default adam), and its moving average."""
 
@@ -84,6 +84,9 @@ CORE: dict[str, Any] = {
         "joint_d_forward": Setting(None, bool, "one D pass over real+fake; null decides from D's layers"),
         "ema_decay": Setting(0.0, float, "decay of G's weight average used for sampling and eval (0: off)"),
         "ema_start": Setting(0, int, "step at which the average starts following G"),
+        "ema_warmup": Setting(
+            0, int, "before ema_start: 0 copies G; W > 0 averages G with decay (1+t)/(W+1+t), so early samples are smoothed"
+        ),
         "ema_norm_batches": Setting(
             50, int, "batches of fixed noise that recompute the batch-norm statistics of G's average before each use (0: copy G's)"
         ),
@@ -326,11 +329,13 @@ def _resolve_players(registry: Registry, config: dict[str, Any]) -> None:
             raise ConfigError(f"players.{name}.optimizer must be {{\"name\": ..., settings...}}")
         ema_decay = check_value(f"players.{name}.ema_decay", entry.get("ema_decay", 0.0), 0.0)
         ema_start = check_value(f"players.{name}.ema_start", entry.get("ema_start", 0), 0)
+        ema_warmup = check_value(f"players.{name}.ema_warmup", entry.get("ema_warmup", 0), 0)
         resolved[name] = {
             "module": {"name": module["name"], **registry.params(name, module["name"], **settings_of(module))},
             "optimizer": {"name": optimizer["name"], **registry.params("optimizer", optimizer["name"], **settings_of(optimizer))},
             "ema_decay": ema_decay,
             "ema_start": ema_start,
+            "ema_warmup": ema_warmup,
         }
     config["players"] = resolved
 

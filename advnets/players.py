@@ -54,6 +54,8 @@ class PlayerSpec:
     """A maker ``params -> Optimizer`` (an optimizer component); default Adam at 2e-4, betas (0.5, 0.999)."""
     ema_decay: float = 0.0
     ema_start: int = 0
+    ema_warmup: int = 0
+    """Before ``ema_start``: 0 copies the weights; W > 0 averages them with decay (1 + t) / (W + 1 + t)."""
 
 
 @dataclasses.dataclass(eq=False)
@@ -70,6 +72,7 @@ class Player:
     """The module to call in this player's own update: its DDP wrapper under torchrun, else ``module``."""
     ema_decay: float = 0.0
     ema_start: int = 0
+    ema_warmup: int = 0
     ema: nn.Module | None = None
     """The exponential moving average of the weights (sampling and evaluation use it), if kept."""
     base_lrs: list[float] = dataclasses.field(default_factory=list)
@@ -97,14 +100,25 @@ class Player:
 
     @torch.no_grad()
     def update_average(self, step: int, applied: Tensor | None = None) -> None:
-        """theta_ema <- decay * theta_ema + (1 - decay) * theta; a plain copy before ``ema_start``.
+        """theta_ema <- decay * theta_ema + (1 - decay) * theta, with ``ema_decay`` from ``ema_start`` on.
+
+        Before ``ema_start`` the average is a plain copy of the weights, or with
+        ``ema_warmup`` W > 0 a short average with decay (1 + t) / (W + 1 + t) at step t
+        (about the last t / W steps), so samples drawn early are already smoothed; it
+        restarts as a copy at step ``ema_start`` - 1, so what comes after does not
+        depend on W.
 
         ``applied`` (a 0-d bool tensor on the device) masks the update without a host read: where
         it is false the average stays exactly as it was (a lerp with weight 0).
         """
         if self.ema is None:
             return
-        weight = 1.0 if step < self.ema_start else 1.0 - self.ema_decay
+        if step >= self.ema_start:
+            weight = 1.0 - self.ema_decay
+        elif self.ema_warmup and 0 < step < self.ema_start - 1:
+            weight = self.ema_warmup / (self.ema_warmup + 1 + step)
+        else:
+            weight = 1.0
         if applied is None:
             torch._foreach_lerp_(self._ema_params, self.params, weight)
             for ema_buffer, buffer in self._ema_buffers:

@@ -85,7 +85,7 @@ def build_components(registry: Registry, config: dict[str, Any]) -> Components:
         if not isinstance(module, torch.nn.Module):
             raise ConfigError(f"players.{name}: {name} {entry['module']['name']!r} did not build a torch.nn.Module")
         optimizer = registry.build("optimizer", entry["optimizer"]["name"], **settings_of(entry["optimizer"]))
-        players[name] = PlayerSpec(module, optimizer, entry["ema_decay"], entry["ema_start"])
+        players[name] = PlayerSpec(module, optimizer, entry["ema_decay"], entry["ema_start"], entry.get("ema_warmup", 0))
     return Components(**built, players=players)
 
 
@@ -149,6 +149,7 @@ def build_trainer(
         joint_d_forward=trainer_config["joint_d_forward"],
         ema_decay=trainer_config["ema_decay"],
         ema_start=trainer_config["ema_start"],
+        ema_warmup=trainer_config["ema_warmup"],
         ema_norm_batches=trainer_config["ema_norm_batches"],
         precision=trainer_config["precision"],
         nan_guard=trainer_config["nan_guard"],

@@ -299,6 +299,9 @@ class AdversarialTrainer:
         ema_decay: keep an exponential moving average of G's weights with this decay (0: off);
             sampling and evaluation then use the average, which is usually much better than the last G.
         ema_start: the step from which the average starts (before it, the average copies G).
+        ema_warmup: before ``ema_start``, 0 copies G; W > 0 keeps a short average instead,
+            decay (1 + t) / (W + 1 + t) at step t, so that samples drawn early are smoothed
+            (the average still restarts from G at ``ema_start``).
         ema_norm_batches: where G has batch norm, the average's running statistics are recomputed
             for the average's own weights before each use (sampling, evaluation, checkpoints), from
             this many batches of fixed noise; 0 copies G's statistics at every step instead, which
@@ -338,6 +341,7 @@ class AdversarialTrainer:
         joint_d_forward: bool | None = None,
         ema_decay: float = 0.0,
         ema_start: int = 0,
+        ema_warmup: int = 0,
         ema_norm_batches: int = 50,
         precision: str = "32",
         nan_guard: bool = True,
@@ -356,6 +360,8 @@ class AdversarialTrainer:
             raise ConfigError(f"ema_decay must be in [0, 1), got {ema_decay}")
         if ema_start < 0:
             raise ConfigError(f"ema_start must be >= 0, got {ema_start}")
+        if ema_warmup < 0:
+            raise ConfigError(f"ema_warmup must be >= 0, got {ema_warmup}")
         if not 0 <= ema_norm_batches <= MAX_NORM_BATCHES:
             raise ConfigError(f"ema_norm_batches must be in [0, {MAX_NORM_BATCHES}], got {ema_norm_batches}")
         self.ema_norm_batches = ema_norm_batches
@@ -408,7 +414,7 @@ class AdversarialTrainer:
 
         # The players: G and D, then any others, each with its optimiser and moving average.
         specs: dict[str, PlayerSpec] = {
-            "generator": PlayerSpec(generator, g_optimizer, ema_decay, ema_start),
+            "generator": PlayerSpec(generator, g_optimizer, ema_decay, ema_start, ema_warmup),
             "discriminator": PlayerSpec(discriminator, d_optimizer),
         }
         for name, spec in (players or {}).items():
@@ -485,6 +491,11 @@ class AdversarialTrainer:
     def _make_player(self, name: str, spec: PlayerSpec) -> Player:
         if not isinstance(spec.module, nn.Module):
             raise ConfigError(f"player {name!r} must be a torch.nn.Module, got {type(spec.module).__name__}")
+        if not 0 <= spec.ema_decay < 1 or spec.ema_start < 0 or spec.ema_warmup < 0:  # G's are checked above, by name
+            raise ConfigError(
+                f"players.{name}: ema_decay must be in [0, 1), ema_start and ema_warmup >= 0; "
+                f"got {spec.ema_decay}, {spec.ema_start}, {spec.ema_warmup}"
+            )
         module = spec.module.to(self.device)
         params = [p for p in module.parameters() if p.requires_grad]
         maker = spec.optimizer or adam(lr=2e-4, betas=(0.5, 0.999))
@@ -498,7 +509,15 @@ class AdversarialTrainer:
             update_module = DistributedDataParallel(module, device_ids=ids)
         recompute = name == "generator" and self.ema_norm_batches > 0
         return Player(
-            name, module, maker(params), params, update_module, spec.ema_decay, spec.ema_start, recompute_norms=recompute
+            name,
+            module,
+            maker(params),
+            params,
+            update_module,
+            spec.ema_decay,
+            spec.ema_start,
+            spec.ema_warmup,
+            recompute_norms=recompute,
         )
 
     def _check_state_keys(self) -> None:

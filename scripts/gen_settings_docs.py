@@ -78,7 +78,7 @@ Beside the generator and the discriminator, an objective may train more players
 (an encoder, say). `players` holds `{{name: {{fields}}}}`, each player with the
 fields {fields}: `module` is a component of the kind named like the player,
 `optimizer` an optimizer component (default `adam`), and `ema_decay`,
-`ema_start` its moving average (default off). `--set 'players.encoder={{"module":
+`ema_start`, `ema_warmup` its moving average (default off; as the trainer's settings of those names). `--set 'players.encoder={{"module":
 {{"name": "mlp"}}}}'` adds one, `--set players.encoder=null` removes it. Default:
 none.
 """

@@ -175,6 +175,35 @@ def test_generator_moving_average():
     assert not trainer.generator_ema.training
 
 
+def test_moving_average_warm_up_before_ema_start_and_the_same_average_after_it():
+    """ema_warmup W: before ema_start a short average, decay (1 + t) / (W + 1 + t); from ema_start on as without it."""
+    decay, start, warmup = 0.9, 6, 2
+    trainer = make_trainer(ema_decay=decay, ema_start=start, ema_warmup=warmup)
+    expected = params(trainer.generator_ema)
+    for step in range(start + 2):
+        trainer.fit(steps=step + 1)
+        current = params(trainer.generator)
+        if step >= start:
+            weight = 1 - decay
+        elif 0 < step < start - 1:
+            weight = warmup / (warmup + 1 + step)  # 1 - (1 + t) / (W + 1 + t)
+        else:
+            weight = 1.0  # the first step, and the restart just before ema_start: a copy of G
+        expected = [(1 - weight) * e + weight * c for e, c in zip(expected, current)]
+        for average, e in zip(params(trainer.generator_ema), expected):
+            torch.testing.assert_close(average, e, rtol=1e-6, atol=1e-7)
+        if step == start - 2:  # a smoothed G, not G itself
+            assert not all(torch.equal(a, b) for a, b in zip(params(trainer.generator_ema), current))
+
+    plain = make_trainer(ema_decay=decay, ema_start=start)
+    plain.fit(steps=start + 2)
+    # Training never reads the average, and it restarts at ema_start: after it, W changes nothing.
+    for a, b in zip(params(plain.generator) + params(plain.generator_ema), params(trainer.generator) + params(trainer.generator_ema)):
+        assert torch.equal(a, b)
+    with pytest.raises(ConfigError, match="ema_warmup must be >= 0, got -1"):
+        make_trainer(ema_decay=decay, ema_warmup=-1)
+
+
 class NormGenerator(Generator):
     """The toy G with batch norm after its hidden layer (and a conditional version)."""
 
