@@ -629,7 +629,8 @@ def sample(
             "--interpolate",
             metavar="",
             help="The paper's Figure 3: --n rows of G along straight lines in z, --nrow points each "
-            "(ends included), between pairs of draws of the noise with --seed.",
+            "(ends included), between pairs of draws of the noise with --seed; a conditional run keeps one "
+            "class along each row (row r: class r, or --label).",
         ),
     ] = False,
     data_dir: Annotated[
@@ -664,13 +665,13 @@ def sample(
         from .samples import check_sample_out
 
         check_sample_out(out, data_info, n)
-    labels = _sample_labels(generator, label, n, nrow)
-    if labels is not None and interpolate:
-        raise ConfigError("--interpolate draws unconditional paths; it does not take a conditional run yet")
+    # A conditional G: --interpolate keeps one class along each path (path r: class r, or --label).
+    labels = _sample_labels(generator, label, n * nrow, nrow) if interpolate else _sample_labels(generator, label, n, nrow)
     which = "moving average of G" if loaded.averaged else "G"
     if interpolate:
-        _sample_interpolation(generator, loaded.noise, data_info, n, nrow, seed, out, dev)
-        err_console.print(f"{n} paths of {nrow} points in z through the {which} in {loaded.path} -> {out}")
+        _sample_interpolation(generator, loaded.noise, data_info, n, nrow, seed, out, dev, labels)
+        classes = "" if labels is None else ", one class each"
+        err_console.print(f"{n} paths of {nrow} points in z{classes} through the {which} in {loaded.path} -> {out}")
     elif nearest:
         folder = None if data_dir is None else str(data_dir)
         searched = _sample_nearest(registry, loaded, generator, data_info, n, nrow, seed, out, folder, dev, labels)
@@ -684,13 +685,13 @@ def sample(
         err_console.print(f"{n} samples of the {which} in {loaded.path} -> {out}")
 
 
-def _sample_interpolation(generator, noise, data_info, paths, points, seed, out, dev) -> None:
+def _sample_interpolation(generator, noise, data_info, paths, points, seed, out, dev, labels=None) -> None:
     from .callbacks import save_grid
     from .samples import check_image_figure, images_of, interpolation_noise
 
     check_image_figure(data_info, out, "--interpolate")
     z = interpolation_noise(generator, paths, points, noise, seed, dev)
-    save_grid(images_of(generator, z), data_info["model_range"], out, nrow=points)
+    save_grid(images_of(generator, z, None if labels is None else labels.to(dev)), data_info["model_range"], out, nrow=points)
 
 
 def _sample_nearest(registry, loaded, generator, data_info, n, pairs_per_row, seed, out, data_dir, dev, labels=None) -> int:

@@ -20,6 +20,7 @@ from torch import Tensor
 from .files import write_atomic, write_rendered
 from .data import Data, to_unit
 from .errors import ConfigError
+from .players import call
 from .trainer import draw_noise, eval_mode, latent_dim_of
 
 PAIR_GAP = 6
@@ -151,7 +152,7 @@ def interpolation_noise(
 
 
 @torch.no_grad()
-def images_of(generator: torch.nn.Module, z: Tensor) -> Tensor:
-    """G(z) in eval mode, without gradients."""
+def images_of(generator: torch.nn.Module, z: Tensor, labels: Tensor | None = None) -> Tensor:
+    """G(z) (or G(z, labels) for a conditional G) in eval mode, without gradients."""
     with eval_mode(generator):
-        return generator(z)
+        return call(generator, z, labels)

@@ -134,6 +134,27 @@ def test_sample_label_draws_that_class_and_rows_of_classes_without_it(cgan_run, 
 
 
 @pytest.mark.slow
+def test_interpolate_of_a_conditional_run_keeps_one_class_along_each_path(cgan_run, registry, tmp_path):
+    """Figure 3 of a cGAN: path r is class r (or --label's), z along the same lines as an unconditional run's."""
+    from advnets.callbacks import save_grid
+    from advnets.samples import images_of, interpolation_noise
+
+    loaded = load_generator(registry, cgan_run)
+    z = interpolation_noise(loaded.generator, 3, 5, loaded.noise, 7, torch.device("cpu"))
+    for extra, labels in (([], torch.tensor([0] * 5 + [1] * 5 + [2] * 5)), (["--label", "4"], torch.full((15,), 4))):
+        out = tmp_path / f"paths{len(extra)}.png"
+        result = _cli("sample", str(cgan_run), "--interpolate", "--n", "3", "--nrow", "5", "--seed", "7", *extra, "--out", str(out))
+        assert result.returncode == 0, result.stderr
+        assert "3 paths of 5 points in z, one class each" in result.stderr
+        expected = tmp_path / f"expected{len(extra)}.png"
+        save_grid(images_of(loaded.generator, z, labels), loaded.metadata["data"]["model_range"], expected, nrow=5)
+        assert Image.open(out).size == (5 * 30 + 2, 3 * 30 + 2)
+        assert Image.open(out).tobytes() == Image.open(expected).tobytes()
+    other = images_of(loaded.generator, z, torch.full((15,), 4))  # the class matters: not the first figure's images
+    assert not torch.equal(other, images_of(loaded.generator, z, torch.tensor([0] * 5 + [1] * 5 + [2] * 5)))
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("label", ["10", "-1"])
 def test_a_label_beyond_the_classes_is_one_line_and_exit_2(cgan_run, tmp_path, label):
     result = _cli("sample", str(cgan_run), f"--label={label}", "--out", str(tmp_path / "x.png"))
