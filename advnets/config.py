@@ -278,7 +278,10 @@ def apply_override(config: dict[str, Any], path: tuple[str, ...], value: Any) ->
 
 
 def _set_player(config: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    """``players.NAME={...}``, ``players.NAME=null`` (remove), or ``players.NAME.FIELD[.SETTING]=value``."""
+    """``players.NAME={...}``, ``players.NAME=null`` (remove), or ``players.NAME.FIELD[.SETTING...]=value``.
+
+    Deeper keys under ``module`` or ``optimizer`` go into nested components, as at the top level.
+    """
     dotted = ".".join(path)
     players = config.setdefault("players", {})
     if len(path) == 1:
@@ -304,12 +307,12 @@ def _set_player(config: dict[str, Any], path: tuple[str, ...], value: Any) -> No
         raise ConfigError(f"{dotted}: a player has {', '.join(sorted(PLAYER_FIELDS))}{close_matches(field, PLAYER_FIELDS)}")
     if len(path) == 3:
         entry[field] = {"name": value} if field in ("module", "optimizer") and isinstance(value, str) else value
-    elif len(path) == 4 and field in ("module", "optimizer"):
+    elif field in ("module", "optimizer"):
         if not isinstance(entry.get(field), dict):
             raise ConfigError(f"{dotted}: choose the {field} first, --set players.{name}.{field}=NAME")
-        entry[field][path[3]] = value
+        set_nested(entry[field], path[3:], value, dotted)
     else:
-        raise ConfigError(f"{dotted}: too many parts")
+        raise ConfigError(f"{dotted}: {field} is a number; it has no settings of its own")
 
 
 def _resolve_players(registry: Registry, config: dict[str, Any]) -> None:

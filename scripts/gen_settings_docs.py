@@ -79,8 +79,9 @@ Beside the generator and the discriminator, an objective may train more players
 fields {fields}: `module` is a component of the kind named like the player,
 `optimizer` an optimizer component (default `adam`), and `ema_decay`,
 `ema_start`, `ema_warmup` its moving average (default off; as the trainer's settings of those names). `--set 'players.encoder={{"module":
-{{"name": "mlp"}}}}'` adds one, `--set players.encoder=null` removes it. Default:
-none.
+{{"name": "mlp"}}}}'` adds one, `--set players.encoder=null` removes it, and
+`--set players.encoder.module.SETTING=VALUE` changes one setting of its module
+(more dots reach into a nested component, as for the generator). Default: none.
 """
 
 

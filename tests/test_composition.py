@@ -56,6 +56,25 @@ def test_a_nested_setting_is_checked_and_built_through_the_registry():
     assert isinstance(deep.inner, Wrapper) and deep.inner.scale == 2.0 and deep.inner.inner.colour == "blue"
 
 
+def test_set_reaches_into_the_nested_components_of_a_players_module():
+    """players.NAME.module.INNER.SETTING, as generator.INNER.SETTING does at the top level."""
+    from advnets.config import apply_override
+    from advnets.registry import settings_of
+
+    config = {"players": {"part": {"module": {"name": "wrap"}}}}
+    apply_override(config, ("players", "part", "module", "inner"), "leaf")
+    apply_override(config, ("players", "part", "module", "inner", "width"), 11)
+    apply_override(config, ("players", "part", "module", "scale"), 3.0)
+    module = config["players"]["part"]["module"]
+    assert module == {"name": "wrap", "inner": {"name": "leaf", "width": 11}, "scale": 3.0}
+    built = registry().build("part", "wrap", **settings_of(module))
+    assert isinstance(built.inner, Leaf) and (built.inner.width, built.inner.depth, built.scale) == (11, 2, 3.0)
+    with pytest.raises(ConfigError, match=r"players.part.ema_decay.x: ema_decay is a number; it has no settings of its own"):
+        apply_override(config, ("players", "part", "ema_decay", "x"), 1)
+    with pytest.raises(ConfigError, match=r"players.part.module.scale.x: players.part.module.scale is float 3.0, not a component config"):
+        apply_override(config, ("players", "part", "module", "scale", "x"), 1)
+
+
 def test_a_table_without_a_name_or_with_the_defaults_name_is_laid_over_the_default():
     with_default = registry({"name": "leaf", "width": 9})
     assert with_default.params("part", "wrap")["inner"] == {"name": "leaf", "width": 9, "depth": 2}
