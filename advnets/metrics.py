@@ -75,10 +75,23 @@ def declared(name: str, metric: Metric) -> Declared:
 
 
 def declared_all(metrics: Mapping[str, Metric]) -> Declared:
-    """The declarations of several metrics together, in their order."""
+    """The declarations of several metrics together, in their order.
+
+    Two metrics that declare one key with opposite directions are refused: which
+    checkpoint is best would depend on the order they are listed in.
+    """
     together = Declared()
+    declared_by: dict[str, str] = {}
     for name, metric in metrics.items():
-        together = together | declared(name, metric)
+        own = declared(name, metric)
+        for key, way in own.directions.items():
+            if key in declared_by and together.directions[key] != way:
+                raise ConfigError(
+                    f"metrics {declared_by[key]!r} and {name!r} both declare {key!r}, as "
+                    f"{together.directions[key]} and {way}: which is better would depend on their order"
+                )
+            declared_by.setdefault(key, name)
+        together = together | own
     return together
 
 

@@ -34,6 +34,17 @@ def test_a_metric_declares_directions_and_headline_keys():
     assert both.as_json()["x"] == {"direction": "min", "headline": True}
     assert both.as_json()["parzen_valid"] == {"direction": "max", "headline": False}
 
+    def agrees(samples, data):
+        return {"x": 2.0}
+
+    def disagrees(samples, data):
+        return {"x": 3.0}
+
+    agrees.directions, disagrees.directions = {"x": "min"}, {"x": "max"}
+    assert declared_all({"plain": plain, "agrees": agrees}).directions == {"x": "min"}  # the same direction: fine
+    with pytest.raises(ConfigError, match=re.escape("metrics 'plain' and 'disagrees' both declare 'x', as min and max")):
+        declared_all({"plain": plain, "agrees": agrees, "disagrees": disagrees})
+
 
 @pytest.mark.parametrize("directions, headline, message", [
     ({"x": "up"}, (), "directions must map each key to 'max' or 'min'"),
