@@ -96,15 +96,15 @@ def _import_file(path: Path) -> object:
     return module
 
 
-def _selected_entry_points(environ: Mapping[str, str]) -> list[metadata.EntryPoint]:
+def _selected_entry_points(environ: Mapping[str, str]) -> tuple[list[metadata.EntryPoint], list[str]]:
+    """The installed plugins to load, and the names of those ``ADVNETS_LOAD_PLUGINS`` leaves out."""
     points = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
     wanted = environ.get(LOAD_FILTER_VAR)
     if wanted is None:
-        return points
+        return points, []
     names = {n.strip() for n in wanted.split(",") if n.strip()}
-    return [
-        ep for ep in points if ep.name in names or (ep.dist is not None and ep.dist.name in names)
-    ]
+    chosen = [ep for ep in points if ep.name in names or (ep.dist is not None and ep.dist.name in names)]
+    return chosen, [ep.name for ep in points if ep not in chosen]
 
 
 def plugin_file_paths(paths: Iterable[str | os.PathLike[str]], environ: Mapping[str, str]) -> list[Path]:
@@ -149,7 +149,8 @@ def load_plugins(
 
     attach(CORE_PLUGIN, builtins, PluginInfo(CORE_PLUGIN, "core", builtins.__name__, _version("advnets")), True)
 
-    for ep in _selected_entry_points(environ):
+    selected, left_out = _selected_entry_points(environ)
+    for ep in selected:
         dist = ep.dist
         info = PluginInfo(
             ep.name,
@@ -179,6 +180,8 @@ def load_plugins(
 
     manager.check_pending()
     registry = Registry()
+    if left_out:  # an unknown name may be one of theirs: its error says which plugins were not loaded
+        registry.hint = f"{LOAD_FILTER_VAR} left out the installed plugins {', '.join(left_out)}"
     for info in infos:
         if info.error:
             continue

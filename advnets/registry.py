@@ -310,6 +310,7 @@ class Registry:
     def __init__(self, components: Iterable[Component] = ()) -> None:
         self._components: dict[tuple[str, str], Component] = {}
         self._by_any_name: dict[tuple[str, str], Component] = {}  # names and aliases
+        self.hint = ""  # added to an unknown name's error (which installed plugins were not loaded)
         for component in components:
             self.add(component)
 
@@ -368,9 +369,10 @@ class Registry:
         self._check_kind(kind)
         component = self._by_any_name.get((kind, name))
         if component is None:
+            hint = f" ({self.hint})" if self.hint else ""
             raise ConfigError(
                 f"unknown {kind} {name!r}{close_matches(name, self.names(kind))}; "
-                f"see `advnets list components --kind {kind}`"
+                f"see `advnets list components --kind {kind}`{hint}"
             )
         return component
 

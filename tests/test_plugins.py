@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from advnets import PluginError
+from advnets import ConfigError, PluginError
 from advnets.plugins import load_plugins
 
 GOOD = '''
@@ -88,6 +88,13 @@ def test_load_filter_variable(tmp_path):
     assert set(by_name(load_plugins(environ={"ADVNETS_LOAD_PLUGINS": ""}))) == {"advnets"}
     by_distribution = by_name(load_plugins(environ={"ADVNETS_LOAD_PLUGINS": "advnets"}))
     assert {"mnist", "gaussian"} <= set(by_distribution)
+    # a name that a plugin left out would have given: the error says which were left out
+    filtered = load_plugins(environ={"ADVNETS_LOAD_PLUGINS": "mnist"}).registry
+    with pytest.raises(ConfigError, match=r"unknown metric 'parzen'; see .* \(ADVNETS_LOAD_PLUGINS left out the installed plugins (\w+, )*parzen"):
+        filtered.get("metric", "parzen")
+    with pytest.raises(ConfigError) as unfiltered:
+        load_plugins(environ={}).registry.get("metric", "no-such-metric")
+    assert "left out" not in str(unfiltered.value)
 
 
 def test_plugin_files_from_option_and_variable(tmp_path):
