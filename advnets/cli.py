@@ -630,7 +630,7 @@ def sample(
             metavar="",
             help="The paper's Figure 3: --n rows of G along straight lines in z, --nrow points each "
             "(ends included), between pairs of draws of the noise with --seed; a conditional run keeps one "
-            "class along each row (row r: class r, or --label).",
+            "class along each row (row r: class r mod the class count, or --label).",
         ),
     ] = False,
     data_dir: Annotated[

@@ -85,7 +85,8 @@ CORE: dict[str, Any] = {
         "ema_decay": Setting(0.0, float, "decay of G's weight average used for sampling and eval (0: off)"),
         "ema_start": Setting(0, int, "step at which the average starts following G"),
         "ema_warmup": Setting(
-            0, int, "before ema_start: 0 copies G; W > 0 averages G with decay (1+t)/(W+1+t), so early samples are smoothed"
+            0, int, "before ema_start: 0 copies G; W > 0 averages G with decay (1+t)/(W+1+t) at step t, so early "
+            "samples are smoothed, and the average restarts from G at ema_start"
         ),
         "ema_norm_batches": Setting(
             50, int, "batches of fixed noise that recompute the batch-norm statistics of G's average before each use (0: copy G's)"

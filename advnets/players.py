@@ -109,7 +109,10 @@ class Player:
         depend on W.
 
         ``applied`` (a 0-d bool tensor on the device) masks the update without a host read: where
-        it is false the average stays exactly as it was (a lerp with weight 0).
+        it is false the average stays exactly as it was (a lerp with weight 0). A copy is made
+        whatever ``applied`` says: a skipped update left the weights as they were, so copying
+        them is right either way, and the restart before ``ema_start`` then never keeps the
+        warm-up average.
         """
         if self.ema is None:
             return
@@ -119,7 +122,7 @@ class Player:
             weight = self.ema_warmup / (self.ema_warmup + 1 + step)
         else:
             weight = 1.0
-        if applied is None:
+        if applied is None or weight == 1.0:
             torch._foreach_lerp_(self._ema_params, self.params, weight)
             for ema_buffer, buffer in self._ema_buffers:
                 ema_buffer.copy_(buffer)

@@ -298,10 +298,13 @@ class AdversarialTrainer:
         joint_d_forward: run D once on real and fake concatenated; ``None`` decides from D's layers.
         ema_decay: keep an exponential moving average of G's weights with this decay (0: off);
             sampling and evaluation then use the average, which is usually much better than the last G.
-        ema_start: the step from which the average starts (before it, the average copies G).
+        ema_start: the step from which the average starts (before it, the average copies G,
+            or follows ``ema_warmup``).
         ema_warmup: before ``ema_start``, 0 copies G; W > 0 keeps a short average instead,
-            decay (1 + t) / (W + 1 + t) at step t, so that samples drawn early are smoothed
-            (the average still restarts from G at ``ema_start``).
+            decay (1 + t) / (W + 1 + t) at step t from step 1 to ``ema_start`` - 2, so that
+            samples drawn early are smoothed; the average restarts as a copy of G at step
+            ``ema_start`` - 1. It does nothing without an average (``ema_decay`` 0) or
+            with ``ema_start`` of 2 or less.
         ema_norm_batches: where G has batch norm, the average's running statistics are recomputed
             for the average's own weights before each use (sampling, evaluation, checkpoints), from
             this many batches of fixed noise; 0 copies G's statistics at every step instead, which
@@ -722,6 +725,7 @@ class AdversarialTrainer:
         if not on_device and not bool(ok):  # a host-device sync: this optimiser cannot skip by itself
             for player in players:
                 player.optimizer.zero_grad(set_to_none=True)
+                player.update_average(self.step, ok)  # as on the device: unchanged, unless it is a copy
             if scaler is not None:
                 scaler.update()
             return norm

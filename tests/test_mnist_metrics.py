@@ -111,6 +111,10 @@ def test_one_evaluation_classifies_its_samples_once_and_scores_as_if_each_metric
     again.add_(0.5)  # changed in place since: classified again, and the number moves
     changed = metrics["mnist-score"](again, data)
     assert calls == [600, 600, 600, 600] and changed["mnist_score"] != alone["mnist_score"]
+    with torch.inference_mode():  # no version counter: classified every time, and no error
+        frozen = samples.clone()
+    assert metrics["mnist-score"](frozen, data) == metrics["mnist-score"](frozen, data) == {"mnist_score": alone["mnist_score"]}
+    assert calls == [600] * 6
 
 
 @pytest.fixture(scope="module")

@@ -193,6 +193,26 @@ def test_fused_and_host_decided_skips_agree():
         assert torch.allclose(a.float(), b.float(), rtol=1e-4, atol=1e-5), key
 
 
+@pytest.mark.parametrize("impl", ["fused", "foreach"])  # decided on the device, and on the host
+def test_a_skipped_update_at_the_averages_restart_still_restarts_it_from_g(impl):
+    """ema_warmup's average restarts as a copy of G at step ema_start - 1, even when that update is
+    skipped, so from ema_start on nothing depends on the warm-up (the preset's promise)."""
+    runs = []
+    for warmup in (0, 3):
+        maker = adam(lr=1e-3, impl=impl)
+        run = trainer(loss=FaultyLoss(nan_steps=[5], where="g"), g_optimizer=maker, d_optimizer=maker,
+                      ema_decay=0.9, ema_start=6, ema_warmup=warmup)
+        run.fit(steps=5)
+        before = [p.clone() for p in run.generator.parameters()]
+        run.fit(steps=6)  # step index 5 = ema_start - 1: G's update is skipped
+        assert all(torch.equal(a, b) for a, b in zip(before, run.generator.parameters()))
+        assert all(torch.equal(a, b) for a, b in zip(run.generator_ema.parameters(), run.generator.parameters()))
+        run.fit(steps=9)
+        runs.append(run)
+    plain, warmed = (tensors(run) for run in runs)
+    assert plain.keys() == warmed.keys() and all(torch.equal(plain[k], warmed[k]) for k in plain)
+
+
 def test_no_host_reads_between_records_with_the_standard_callbacks(tmp_path):
     """A real run of a preset with its callbacks (checkpoints, loggers, plots): the same rule."""
     from advnets import api
