@@ -140,7 +140,7 @@ COMMANDS: dict[str, tuple] = {
     "advnets run cgan-mnist --set discriminator=cond-mlp": ("run", SHORT),
     "advnets sample runs/cgan --n 100 --nrow 10 --out digits.png": ("run", []),
     "advnets sample runs/cgan --label 3 --n 64 --out threes.png": ("run", []),
-    "advnets sample runs/cgan --interpolate --n 10 --nrow 10 --out paths.png": ("run", []),
+    "advnets sample runs/cgan --interpolate --n 10 --nrow 10 --out digit-paths.png": ("run", []),
     "advnets eval runs/cgan/checkpoints/best.safetensors": ("run", FEWER),
     "advnets run cgan-mnist --plugin ~/one_hot.py --set generator=one-hot --set discriminator=one-hot": ("run", SHORT),
     "advnets eval runs/lecture": ("run", FEWER),
