@@ -665,8 +665,8 @@ def sample(
         from .samples import check_sample_out
 
         check_sample_out(out, data_info, n)
-    # A conditional G: --interpolate keeps one class along each path (path r: class r, or --label).
-    labels = _sample_labels(generator, label, n * nrow, nrow) if interpolate else _sample_labels(generator, label, n, nrow)
+    # A conditional G: --interpolate keeps one class along each path of nrow points (row r: class r mod the count).
+    labels = _sample_labels(generator, label, n * nrow if interpolate else n, nrow)
     which = "moving average of G" if loaded.averaged else "G"
     if interpolate:
         _sample_interpolation(generator, loaded.noise, data_info, n, nrow, seed, out, dev, labels)

@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .errors import ConfigError
+
 # Where the two players of the 2014 game keep their state in a checkpoint (the
 # names of the first release, so older checkpoints still load); other players
 # live under players.<name>, optimizers.<name> and averages.<name>.
@@ -56,6 +58,17 @@ class PlayerSpec:
     ema_start: int = 0
     ema_warmup: int = 0
     """Before ``ema_start``: 0 copies the weights; W > 0 averages them with decay (1 + t) / (W + 1 + t)."""
+
+
+def check_average(ema_decay: float, ema_start: int, ema_warmup: int, where: str = "") -> None:
+    """A moving average's settings, checked: one line naming the first that is out of range."""
+    prefix = f"{where}: " if where else ""
+    if not 0 <= ema_decay < 1:
+        raise ConfigError(f"{prefix}ema_decay must be in [0, 1), got {ema_decay}")
+    if ema_start < 0:
+        raise ConfigError(f"{prefix}ema_start must be >= 0, got {ema_start}")
+    if ema_warmup < 0:
+        raise ConfigError(f"{prefix}ema_warmup must be >= 0, got {ema_warmup}")
 
 
 @dataclasses.dataclass(eq=False)

@@ -85,7 +85,7 @@ def build_components(registry: Registry, config: dict[str, Any]) -> Components:
         if not isinstance(module, torch.nn.Module):
             raise ConfigError(f"players.{name}: {name} {entry['module']['name']!r} did not build a torch.nn.Module")
         optimizer = registry.build("optimizer", entry["optimizer"]["name"], **settings_of(entry["optimizer"]))
-        players[name] = PlayerSpec(module, optimizer, entry["ema_decay"], entry["ema_start"], entry.get("ema_warmup", 0))
+        players[name] = PlayerSpec(module, optimizer, entry["ema_decay"], entry["ema_start"], entry["ema_warmup"])
     return Components(**built, players=players)
 
 

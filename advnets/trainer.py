@@ -35,7 +35,7 @@ from .errors import ConfigError, WriteError
 from .losses import GANLoss
 from .objectives import GANObjective, Objective, StepContext
 from .optim import OptimizerMaker, adam
-from .players import Player, Players, PlayerSpec, call, is_conditional
+from .players import Player, Players, PlayerSpec, call, check_average, is_conditional
 from .schedules import SchedulerMaker, check_k_schedule, k_at
 from .sources import make_source
 from .validate import validate_state
@@ -359,12 +359,7 @@ class AdversarialTrainer:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if k < 1:
             raise ConfigError(f"k (discriminator steps per generator step) must be >= 1, got {k}")
-        if not 0 <= ema_decay < 1:
-            raise ConfigError(f"ema_decay must be in [0, 1), got {ema_decay}")
-        if ema_start < 0:
-            raise ConfigError(f"ema_start must be >= 0, got {ema_start}")
-        if ema_warmup < 0:
-            raise ConfigError(f"ema_warmup must be >= 0, got {ema_warmup}")
+        check_average(ema_decay, ema_start, ema_warmup)
         if not 0 <= ema_norm_batches <= MAX_NORM_BATCHES:
             raise ConfigError(f"ema_norm_batches must be in [0, {MAX_NORM_BATCHES}], got {ema_norm_batches}")
         self.ema_norm_batches = ema_norm_batches
@@ -424,6 +419,7 @@ class AdversarialTrainer:
             if name in specs:
                 raise ConfigError(f"player {name!r} is given twice")
             specs[name] = spec if isinstance(spec, PlayerSpec) else PlayerSpec(spec)
+            check_average(specs[name].ema_decay, specs[name].ema_start, specs[name].ema_warmup, f"players.{name}")
         self.players = Players([self._make_player(name, spec) for name, spec in specs.items()])
         self.objective = objective if objective is not None else GANObjective()
         if isinstance(self.objective, GANObjective) and self.objective.joint_d_forward is None:
@@ -494,11 +490,6 @@ class AdversarialTrainer:
     def _make_player(self, name: str, spec: PlayerSpec) -> Player:
         if not isinstance(spec.module, nn.Module):
             raise ConfigError(f"player {name!r} must be a torch.nn.Module, got {type(spec.module).__name__}")
-        if not 0 <= spec.ema_decay < 1 or spec.ema_start < 0 or spec.ema_warmup < 0:  # G's are checked above, by name
-            raise ConfigError(
-                f"players.{name}: ema_decay must be in [0, 1), ema_start and ema_warmup >= 0; "
-                f"got {spec.ema_decay}, {spec.ema_start}, {spec.ema_warmup}"
-            )
         module = spec.module.to(self.device)
         params = [p for p in module.parameters() if p.requires_grad]
         maker = spec.optimizer or adam(lr=2e-4, betas=(0.5, 0.999))
