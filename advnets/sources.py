@@ -190,7 +190,10 @@ class StreamSource:
         except ConfigError as exc:  # raised in a worker: keep its own last line, not the worker's traceback
             raise ConfigError(str(exc).strip().splitlines()[-1].partition("ConfigError: ")[2] or str(exc)) from None
         self.cursor += 1
-        raw, labels = (item[0], item[1]) if isinstance(item, (list, tuple)) else (item, None)
+        if isinstance(item, (list, tuple)):  # (x,) from a one-tensor TensorDataset, or (x, label)
+            raw, labels = item[0], item[1] if len(item) > 1 else None
+        else:
+            raw, labels = item, None
         x = self.data.decode(raw.to(self.device, non_blocking=True))
         return Batch(x, None if labels is None else labels.to(self.device, torch.int64, non_blocking=True))
 

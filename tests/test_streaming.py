@@ -136,6 +136,17 @@ def test_streamed_batches_follow_the_order_and_resume_where_they_stopped(digit_f
     assert torch.equal(first[0].x, expected)
 
 
+def test_a_dataset_of_one_tensor_streams_its_samples_without_labels():
+    """A TensorDataset of one tensor gives (x,) tuples: samples, no labels (it used to be an IndexError)."""
+    from advnets import Data
+
+    train = torch.randn(96, 2, generator=torch.Generator().manual_seed(3))
+    source = StreamSource(Data(train=torch.utils.data.TensorDataset(train)), 32, torch.device("cpu"), seed=9)
+    batch = source.next()
+    assert batch.labels is None
+    assert torch.equal(batch.x, train[source.order()[:32]])
+
+
 SHORT_IMAGES = [
     "mlp-mnist", "--seed", "2", "--set", "dataset=image-folder", "--set", "generator.hidden=[64, 128]", "--no-eval",
     "--set", "discriminator.hidden=[128, 64]", "--set", "trainer.batch_size=32",
