@@ -95,6 +95,10 @@ CORE: dict[str, Any] = {
         "max_bad_steps": Setting(10, int, "stop after this many steps in a row had a skipped update"),
         "lr_schedule": Setting("constant", str, "constant, or linear / cosine decay of both learning rates to 0 at the last step"),
         "precision": Setting("32", str, "32, bf16 (autocast; CPU and CUDA) or 16 (float16 + gradient scaling; CUDA)"),
+        "cuda_graphs": Setting(
+            "auto", str, "auto: on CUDA, replay steps captured in CUDA graphs where they can be (docs/performance.md); "
+            "on: the same, an error where they cannot; off: never"
+        ),
     },
     "checkpoint": {
         "every_epochs": Setting(1, int, "epochs between checkpoints (0: off)"),

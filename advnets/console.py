@@ -133,6 +133,8 @@ def summary_table(trainer: AdversarialTrainer, display: ProgressDisplay, run_dir
         rates = sorted(display.rates)
         over = f"median of {len(rates)} logging intervals" if len(rates) > 1 else "one logging interval"
         table.add_row("samples/s", f"{rates[len(rates) // 2]:,.0f} ({over})")
+    if trainer.device.type == "cuda":  # on, with how many steps were replays; or off, and why
+        table.add_row("CUDA graphs", trainer.graph_report)
     train = display.last_train
     if train:
         equilibria = [

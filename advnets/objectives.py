@@ -126,6 +126,12 @@ class Objective:
 
     players: tuple[str, ...] = ("generator", "discriminator")
 
+    capturable: bool = False
+    """True if a step can be captured in a CUDA graph (:mod:`advnets.graphs`) and replayed: its
+    work may depend on the batches, the noise, the players' tensors, ``ctx.k`` and the
+    optimisers' settings, but on no other Python number that changes from step to step
+    (``ctx.step`` included), and it reads no value on the host."""
+
     def batches_per_step(self, step: int, trainer: AdversarialTrainer) -> int:
         return 1
 
@@ -147,6 +153,8 @@ class GANObjective(Objective):
     the kernel launches. Labels, when the data and G have them, go to G and D
     (a conditional GAN, the paper's section 7).
     """
+
+    capturable = True
 
     def __init__(self, joint_d_forward: bool | None = None) -> None:
         self.joint_d_forward = joint_d_forward

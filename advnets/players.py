@@ -127,14 +127,9 @@ class Player:
         them is right either way, and the restart before ``ema_start`` then never keeps the
         warm-up average.
         """
-        if self.ema is None:
+        weight = self.average_weight(step)
+        if weight is None:
             return
-        if step >= self.ema_start:
-            weight = 1.0 - self.ema_decay
-        elif self.ema_warmup and 0 < step < self.ema_start - 1:
-            weight = self.ema_warmup / (self.ema_warmup + 1 + step)
-        else:
-            weight = 1.0
         if applied is None or weight == 1.0:
             torch._foreach_lerp_(self._ema_params, self.params, weight)
             for ema_buffer, buffer in self._ema_buffers:
@@ -147,6 +142,16 @@ class Player:
             torch._foreach_lerp_(self._ema_params, targets, weight)
         for ema_buffer, buffer in self._ema_buffers:
             ema_buffer.copy_(torch.where(applied, buffer, ema_buffer))
+
+    def average_weight(self, step: int) -> float | None:
+        """The weight of theta in the average's update at ``step`` (1: a copy); None without an average."""
+        if self.ema is None:
+            return None
+        if step >= self.ema_start:
+            return 1.0 - self.ema_decay
+        if self.ema_warmup and 0 < step < self.ema_start - 1:
+            return self.ema_warmup / (self.ema_warmup + 1 + step)
+        return 1.0
 
     @property
     def skips_on_device(self) -> bool:

@@ -159,6 +159,7 @@ def build_trainer(
         players=parts.players,
         k_schedule=trainer_config["k_schedule"],
         lr_scheduler=parts.lr_scheduler,
+        cuda_graphs=trainer_config["cuda_graphs"],
     )
     trainer.steps_for(steps=trainer_config["steps"], epochs=trainer_config["epochs"])  # checked before any folder exists
     return trainer, checkpointer
@@ -404,7 +405,7 @@ def resume_run(
 
 RESUMABLE = (
     "learning rates (g_optimizer.lr, d_optimizer.lr, players.NAME.optimizer.lr), trainer.steps, trainer.epochs, "
-    "eval.* (but eval.best and eval.mode), loggers, checkpoint.*, device and dataset.data_dir"
+    "eval.* (but eval.best and eval.mode), loggers, checkpoint.*, device, dataset.data_dir and trainer.cuda_graphs"
 )
 """What ``run --resume`` accepts ``--set`` for: settings that leave the steps already taken as they were."""
 
@@ -453,7 +454,7 @@ def _lr_owner(key: tuple[str, ...]) -> str | None:
 
 
 def _may_change(key: tuple[str, ...]) -> bool:
-    if key in (("device",), ("dataset", "data_dir"), ("trainer", "steps"), ("trainer", "epochs")):
+    if key in (("device",), ("dataset", "data_dir"), ("trainer", "steps"), ("trainer", "epochs"), ("trainer", "cuda_graphs")):
         return True
     if _lr_owner(key) is not None or key[0] in ("checkpoint", "loggers"):
         return True

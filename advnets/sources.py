@@ -75,6 +75,10 @@ class TensorSource:
             raise _too_few_samples(len(self._train), batch_size, world_size)
         self.cursor = 0  # batches drawn in this epoch
         self.order: Tensor | None = None  # this epoch's permutation, drawn at its first batch
+        # For a captured step (advnets.graphs): the cursor as a device tensor, refilled
+        # before each replay, and the order in one buffer that every epoch overwrites.
+        self._static: tuple[Tensor, Tensor, Tensor] | None = None  # (cursor, offsets 0..batch_size-1, order)
+        self.reading_static = False  # batches found through the device cursor (while a step is captured)
 
     def remaining(self) -> int:
         """Batches left in this epoch."""
@@ -85,18 +89,59 @@ class TensorSource:
         if self.cursor >= self.batches_per_epoch:
             raise _drew_past_the_epoch(self.batches_per_epoch)
         if self.order is None:
-            self.order = torch.randperm(len(self._train), generator=self._rng, device=self.device)
-        start = (self.cursor * self.world_size + self.rank) * self.batch_size
+            self._draw_order()
+        assert self.order is not None
+        if not self.reading_static or self._static is None:
+            start = (self.cursor * self.world_size + self.rank) * self.batch_size
+            index = self.order[start : start + self.batch_size]
+        else:  # the same slice, found on the device: a replay reads the cursor from memory
+            cursor, offsets, _ = self._static
+            index = torch.index_select(self.order, 0, (cursor * self.world_size + self.rank) * self.batch_size + offsets)
+            cursor += 1
         self.cursor += 1
-        index = self.order[start : start + self.batch_size]
         x = self.data.decode(torch.index_select(self._train, 0, index))
         labels = None if self._labels is None else torch.index_select(self._labels, 0, index)
         return Batch(x, labels)
+
+    def _draw_order(self) -> None:
+        order = torch.randperm(len(self._train), generator=self._rng, device=self.device)
+        self.order = order if self._static is None else self._static[2].copy_(order)  # the buffer a replay reads
 
     def new_epoch(self) -> None:
         """The leftover batches wait for the next order."""
         self.cursor = 0
         self.order = None
+
+    # --- for a captured step (advnets.graphs) -------------------------------------------
+
+    capturable = True
+    """Batches can come from fixed device memory: see :meth:`set_static`."""
+
+    def set_static(self, static: bool) -> None:
+        """Keep the epoch's order in one buffer, and a cursor on the device, for captured steps.
+
+        With ``reading_static`` set, :meth:`next` finds its batch through the device
+        cursor instead of a Python slice: the same batch, in a form a CUDA graph can
+        capture, because its inputs (the cursor, the order buffer) stay at fixed
+        addresses and :meth:`feed` fills them before each replay.
+        """
+        if not static:
+            self._static = None
+            self.reading_static = False
+            return
+        if self._static is None:
+            cursor = torch.zeros((), dtype=torch.int64, device=self.device)
+            order = torch.empty(len(self._train), dtype=torch.int64, device=self.device)
+            self._static = (cursor, torch.arange(self.batch_size, device=self.device), order)
+        if self.order is not None:
+            self.order = self._static[2].copy_(self.order)
+
+    def feed(self) -> None:
+        """Before a replay: this epoch's order drawn into its buffer, the cursor written to the device."""
+        assert self._static is not None, "feed() needs set_static(True)"
+        if self.order is None:
+            self._draw_order()
+        self._static[0].fill_(self.cursor)
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"cursor": self.cursor}
@@ -108,6 +153,8 @@ class TensorSource:
         self.cursor = state["cursor"]
         order = state.get("order")
         self.order = None if order is None else order.to(self.device)
+        if self.order is not None and self._static is not None:
+            self.order = self._static[2].copy_(self.order)
 
 
 class _EpochBatches(torch.utils.data.Sampler):
@@ -164,6 +211,9 @@ class StreamSource:
             # which is part of what a checkpoint restores
             generator=torch.Generator().manual_seed(seed),
         )
+
+    capturable = False
+    """A DataLoader's batches come through the host: a step on streamed data is not captured."""
 
     def order(self) -> Tensor:
         """This epoch's permutation of the training set: a function of the seed and the epoch."""

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from . import distributed, failpoints
+from . import distributed, failpoints, graphs
 from .data import Data
 from .errors import ConfigError, WriteError
 from .losses import GANLoss
@@ -321,6 +321,9 @@ class AdversarialTrainer:
         k_schedule: ``[[step, k], ...]``: k as a piecewise-constant function of the step (overrides ``k``).
         lr_scheduler: a maker ``(optimizer, total_steps) -> torch LRScheduler`` (see
             :mod:`advnets.schedules`), one per player, stepped once per step and saved in checkpoints.
+        cuda_graphs: ``auto`` captures steps in CUDA graphs where they can be (see
+            :mod:`advnets.graphs`) and runs them eagerly elsewhere; ``on`` is an error where they
+            cannot; ``off`` never captures.
     """
 
     def __init__(
@@ -354,6 +357,7 @@ class AdversarialTrainer:
         players: Mapping[str, PlayerSpec | nn.Module] | None = None,
         k_schedule: list | None = None,
         lr_scheduler: SchedulerMaker | None = None,
+        cuda_graphs: str = "auto",
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -474,6 +478,17 @@ class AdversarialTrainer:
         self._find_hot_callbacks()
         for callback in self.callbacks:
             callback.check(self)
+        # CUDA graphs (advnets.graphs): made at each fit, dropped at its end.
+        if cuda_graphs not in graphs.MODES:
+            raise ConfigError(f"trainer.cuda_graphs must be one of {', '.join(graphs.MODES)}, got {cuda_graphs!r}")
+        self.cuda_graphs = cuda_graphs
+        if cuda_graphs == "on" and (reason := graphs.why_not(self)) is not None:
+            raise ConfigError(f"trainer.cuda_graphs is on, but {reason}")
+        self._graphs: graphs.StepGraphs | None = None
+        self._graph_recorder: type | None = None  # the tests' stand-in for a CUDA graph (graphs.Rehearsal)
+        self._static_step: Tensor | None = None  # the step number on the device, while a step is captured
+        self.graph_report = "off" if cuda_graphs == "off" else "not started"
+        """What the last fit did with CUDA graphs, in words (shown at the end of a run)."""
 
     def check_data_for(self, world_size: int) -> None:
         """One line if the training set has fewer samples than one step takes from ``world_size``
@@ -589,7 +604,8 @@ class AdversarialTrainer:
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self._autocast_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self._autocast_dtype)
+        # A captured step must not keep autocast's cache of cast weights (torch.cuda.graph's rule).
+        return torch.autocast(self.device.type, dtype=self._autocast_dtype, cache_enabled=self._static_step is None)
 
     # --- one step -----------------------------------------------------------------------
 
@@ -600,9 +616,10 @@ class AdversarialTrainer:
         """
         if self.lr_schedule != "constant":
             self._set_learning_rates()
-        self._step_ok = None
-        diagnostics = self.objective.step(self._ctx) or {}
-        self._count_step(self._step_ok, diagnostics)
+        if self._graphs is None:
+            self._step_body()
+        else:
+            self._graphs.step()  # a captured step's replay, or the same step eagerly
 
         for scheduler in self._lr_schedulers.values():
             scheduler.step()
@@ -613,6 +630,12 @@ class AdversarialTrainer:
         self.epoch += 1
         self.source.new_epoch()
         return True
+
+    def _step_body(self) -> None:
+        """The objective's step and its counting: what a CUDA graph captures."""
+        self._step_ok = None
+        diagnostics = self.objective.step(self._ctx) or {}
+        self._count_step(self._step_ok, diagnostics)
 
     def _count_step(self, ok: Tensor | None, diagnostics: Mapping[str, Tensor]) -> None:
         """Count the step on the device: applied or skipped, the run of bad steps, the trip.
@@ -630,7 +653,8 @@ class AdversarialTrainer:
             bad = (~ok).long()
             bad_run = (counters[2] + 1) * bad
             tripping = (bad_run >= self.max_bad_steps) & (counters[3] < 0)
-            first = torch.where(tripping, self.step + 2 - bad_run, counters[3])
+            step = self.step if self._static_step is None else self._static_step  # a replay reads it from memory
+            first = torch.where(tripping, step + 2 - bad_run, counters[3])
             counters.copy_(torch.stack((counters[0] + ok.long(), counters[1] + bad, bad_run, first)))
             self._accumulate(diagnostics, ok)
 
@@ -800,6 +824,9 @@ class AdversarialTrainer:
         self._in_loop, self._write_failure = False, None
         self._find_hot_callbacks()  # callbacks may have been added since the trainer was built
         self._make_lr_schedulers()
+        self._graphs = graphs.make(self, self.cuda_graphs, self._graph_recorder)
+        if self._graphs is None and self.cuda_graphs != "off":
+            self.graph_report = f"off: {graphs.why_not(self, need_cuda=self._graph_recorder is None)}"
         try:
             self._notify("on_fit_start")
             for player in self.players.values():
@@ -833,7 +860,16 @@ class AdversarialTrainer:
             for callback in self.callbacks:
                 callback.on_exception(self, exc)
             raise
+        finally:
+            self._close_graphs()
         return self
+
+    def _close_graphs(self) -> None:
+        """Drop the fit's CUDA graphs (a checkpoint loaded later may replace the tensors they read)."""
+        if self._graphs is None:
+            return
+        found, self._graphs = self._graphs, None
+        self.graph_report = found.close()
 
     def change_learning_rate(self, player: str, old: float, new: float) -> None:
         """After a resume with ``--set``: ``player``'s learning rate is ``new`` where it was ``old``.

@@ -11,11 +11,14 @@ On one CUDA GPU, in a few minutes, it
    at each batch's layer shapes (the "matmul probe");
 3. times the trainer on the mlp-mnist-lecture preset at batches 32, 256, 1024
    and 4096, set up as ``advnets run`` sets it up but without epoch-end work
-   (checkpoints, grids), and sets its FLOP rate (FLOPs per step counted by
-   torch's FlopCounterMode) against the probe's;
+   (checkpoints, grids), with its steps replayed from CUDA graphs (the default,
+   ``trainer.cuda_graphs`` auto) and eager (off), side by side, and sets its
+   FLOP rate (FLOPs per step counted by torch's FlopCounterMode) against the
+   probe's;
 4. times the lecture's schedule (100 epochs at batch 32: 187,500 steps) over a
    measured stretch of whole epochs, epoch-end work included, and extrapolates
-   (said so in the JSON), or runs it whole with ``--full-schedule``;
+   (said so in the JSON), or runs it whole with ``--full-schedule``, with graphs
+   and, for comparison, eager;
 5. times a hand-written step of the same model captured in one CUDA graph: the
    launch-free floor a small batch can reach on this GPU.
 
@@ -121,13 +124,15 @@ def probe(args) -> dict:
 def timed_fit(run: TrainerRun, steps: int) -> float:
     """Seconds for ``steps`` steps inside one fit, the device synchronised at both ends.
 
-    Timed from the end of the fit's first step to the end of its last but one, so that
-    what a fit does once (the grid at its start, the checkpoint at its end) stays out,
-    and what a run does every step and every record stays in.
+    Timed from the end of the fit's fifth step to the end of its last but one, so that
+    what a fit does once (the grid at its start, the warm-up steps and the capture of
+    a CUDA graph, the checkpoint at its end) stays out, and what a run does every step
+    and every record stays in.
     """
+    from advnets.graphs import WARMUP_STEPS
     from advnets.trainer import Callback
 
-    first = run.trainer.step + 1
+    first = run.trainer.step + WARMUP_STEPS + 2
     marks: dict[int, float] = {}
 
     class SyncClock(Callback):
@@ -145,13 +150,20 @@ def timed_fit(run: TrainerRun, steps: int) -> float:
     return marks[first + steps] - marks[first]
 
 
+VARIANTS = {"": ("32", "auto"), " eager": ("32", "off"), " bf16": ("bf16", "auto")}
+"""Throughput rows per batch: name suffix -> (precision, trainer.cuda_graphs)."""
+
+
 def throughput(args) -> dict:
     rows = {}
     for batch in args.batches:
-        for precision in ("32", "bf16") if batch == max(args.batches) else ("32",):
+        for suffix, (precision, graphs) in VARIANTS.items():
+            if precision == "bf16" and batch != max(args.batches):
+                continue
             # The step's rate: no epoch-end work (at batch 4096 an epoch is 14 steps, and each
             # epoch's checkpoint and grid would be timed as steps); the schedule below keeps it.
-            run = TrainerRun(batch, args.data_dir, args.device, precision=precision, settings=STEPS_ONLY)
+            settings = {**STEPS_ONLY, "trainer.cuda_graphs": graphs}
+            run = TrainerRun(batch, args.data_dir, args.device, precision=precision, settings=settings)
             try:
                 run.trainer.fit(steps=5)  # warm-up: kernels chosen, optimiser states made
                 flops = flops_per_step(run.trainer)
@@ -161,34 +173,44 @@ def throughput(args) -> dict:
             finally:
                 run.close()
             rate = statistics.median(rates)
-            key = str(batch) if precision == "32" else f"{batch} {precision}"
+            key = f"{batch}{suffix}"
             rows[key] = {
                 "samples_per_s": rate, "rounds": rates, "steps_per_round": steps, "ms_per_step": batch / rate * 1e3,
-                "flops_per_step": flops, "gflops": rate / batch * flops / 1e9,
+                "flops_per_step": flops, "gflops": rate / batch * flops / 1e9, "cuda_graphs": run.trainer.graph_report,
             }
             print(f"  batch {key}: {rate:,.0f} samples/s, {batch / rate * 1e3:.3f} ms/step", flush=True)
     return rows
 
 
 def schedule(args) -> dict:
-    """The lecture's 100 epochs at batch 32: whole epochs timed with their epoch-end work, then extrapolated."""
-    run = TrainerRun(SCHEDULE_BATCH, args.data_dir, args.device)
-    try:
-        per_epoch = run.trainer.steps_per_epoch
-        total = SCHEDULE_EPOCHS * per_epoch
-        epochs = SCHEDULE_EPOCHS if args.full_schedule else args.schedule_epochs
-        steps = min(total, epochs * per_epoch) if not args.smoke else 60
-        run.trainer.fit(steps=20)  # warm-up
-        seconds = timed_fit(run, steps)
-    finally:
-        run.close()
-    return {
-        "epochs": SCHEDULE_EPOCHS, "batch": SCHEDULE_BATCH, "steps": total, "steps_timed": steps,
-        "seconds_timed": seconds, "ms_per_step": seconds / steps * 1e3,
-        "seconds_full_schedule": seconds / steps * total,
-        "extrapolated": steps < total,
-        "note": "checkpoints, sample grids, progress and metrics log on, as `advnets run` has them; evaluation off",
-    }
+    """The lecture's 100 epochs at batch 32: whole epochs timed with their epoch-end work, then
+    extrapolated; with CUDA graphs (the default), then eager for comparison."""
+    found: dict = {}
+    for graphs in ("auto", "off"):
+        run = TrainerRun(SCHEDULE_BATCH, args.data_dir, args.device, settings={"trainer.cuda_graphs": graphs})
+        try:
+            per_epoch = run.trainer.steps_per_epoch
+            total = SCHEDULE_EPOCHS * per_epoch
+            epochs = SCHEDULE_EPOCHS if args.full_schedule and graphs == "auto" else args.schedule_epochs
+            steps = min(total, epochs * per_epoch) if not args.smoke else 60
+            run.trainer.fit(steps=20)  # warm-up
+            seconds = timed_fit(run, steps)
+        finally:
+            run.close()
+        result = {
+            "epochs": SCHEDULE_EPOCHS, "batch": SCHEDULE_BATCH, "steps": total, "steps_timed": steps,
+            "seconds_timed": seconds, "ms_per_step": seconds / steps * 1e3,
+            "seconds_full_schedule": seconds / steps * total,
+            "extrapolated": steps < total,
+            "cuda_graphs": run.trainer.graph_report,
+            "note": "checkpoints, sample grids, progress and metrics log on, as `advnets run` has them; evaluation off",
+        }
+        print(f"  cuda_graphs {graphs}: {result['ms_per_step']:.3f} ms/step, {result['cuda_graphs']}", flush=True)
+        if graphs == "auto":
+            found.update(result)
+        else:
+            found["eager"] = result
+    return found
 
 
 def graphed_hand_step(args) -> dict:

@@ -243,6 +243,8 @@ TABLE: dict[str, list[tuple]] = {
         ("negative interval", [*RUN, "--set", "checkpoint.every_steps=-1"], "every_epochs and every_steps must be >= 0", None),
         ("ema decay 1", [*RUN, "--set", "trainer.ema_decay=1.0"], "ema_decay must be in [0, 1)", None),
         ("float16 on the CPU", [*RUN, "--set", "trainer.precision=16", "--device", "cpu"], "needs CUDA; on cpu use bf16", None),
+        ("unknown cuda_graphs", [*RUN, "--set", "trainer.cuda_graphs=yes"], "trainer.cuda_graphs must be one of auto, on, off, got 'yes'", None),
+        ("CUDA graphs on the CPU", [*RUN, "--set", "trainer.cuda_graphs=on", "--device", "cpu"], "trainer.cuda_graphs is on, but CUDA graphs need a CUDA device; this run is on cpu", None),
         ("absent CUDA", [*RUN, "--device", "cuda:3"], "CUDA is not available here", None),
         ("best that no metric reports", [*RUN, "--set", "eval.best=w2"], "eval.best is 'w2', but the metrics report only w1, ks, js", None),
         ("histogram of no bins", [*RUN, "--set", "eval.metrics.gaussian-js.bins=0"], "gaussian-js: need bins >= 1 and width > 0", None),

@@ -61,6 +61,9 @@ def test_gpu_check_runs_every_part_at_toy_sizes_on_the_cpu(tmp_path, mnist_dir):
     assert report["probe"]["fp32_tflops"] > 0 and report["probe"]["layer_shapes_gflops"]["32"] > 0
     row = report["throughput"]["32"]
     assert row["samples_per_s"] > 0 and 20e6 < row["flops_per_step"] / 32 < 60e6
+    assert row["cuda_graphs"] == "off: CUDA graphs need a CUDA device; this run is on cpu"  # auto, on the CPU
+    assert report["throughput"]["32 eager"]["cuda_graphs"] == "off" and report["throughput"]["32 eager"]["samples_per_s"] > 0
     assert report["schedule"]["steps"] == 187_500 and report["schedule"]["extrapolated"]
+    assert report["schedule"]["eager"]["cuda_graphs"] == "off" and report["schedule"]["eager"]["ms_per_step"] > 0
     assert report["graphed_hand_step"] == {"skipped": "CUDA graphs need a CUDA device", "seconds": report["graphed_hand_step"]["seconds"]}
     assert report["summary"]["gpu_tests"].endswith("skipped")

@@ -1,0 +1,304 @@
+"""CUDA graphs for the training step: record a step's kernels once, replay them with one launch.
+
+At small batch sizes a GAN step on a GPU is bound by the host launching a few
+hundred small kernels, not by the GPU (docs/performance.md: 6-8 ms a step from
+batch 32 to 4096 on an H200, against 0.8-3.6 ms for the same step captured in a
+graph). A captured step reads its inputs from fixed device memory and has every
+Python number baked into its kernels, so:
+
+- What changes every step lives in device tensors that are refilled before each
+  replay: the step number (the NaN guard's record of where a run of bad steps
+  began) and the data cursor (which slice of the epoch's order the batches are).
+  The epoch's order is drawn into one fixed buffer, outside the graph.
+- What changes only sometimes is the step's *signature*: k, each moving average's
+  weight at this step, and every optimiser setting, learning rates included. A
+  graph is captured once a signature has held for ``WARMUP_STEPS`` steps in a row
+  (run eagerly, on a side stream, as torch asks before a capture) and replayed
+  while it holds; any other step runs eagerly. So a learning rate that changes
+  every step (``lr_schedule`` linear or cosine) keeps the step eager. A rate held
+  in a tensor would be captured, but torch's fused optimisers read a tensor rate
+  as float32 where they read a Python rate as a double, and the run would no
+  longer be the eager run.
+- The noise generator is registered with each graph, so a replay draws the numbers
+  the eager step would have drawn, and replays and eager steps interleave freely.
+
+A step is captured only where that can be right: on CUDA, in one process, at
+precision 32 or bf16, with the tensor-resident data, torch's fused optimisers,
+no batch norm in a player, no callback on the per-update hooks, and an objective
+that declares ``capturable = True`` (the built-in ``gan`` does). A module or a
+loss can opt out with ``capturable = False``. :func:`why_not` says which of these
+failed. The last warm-up step runs under torch's sync debug mode: a step that
+reads a value on the host is never captured (``auto`` goes on eagerly). A
+capture that fails anyway stops the run with one line: torch leaves its random
+generators in capture mode after a failed capture, so no eager step may follow.
+
+On the CPU nothing is captured. :class:`Rehearsal` stands in for a graph in the
+tests: it "replays" by running the step with the Python state frozen at its
+capture, so a step that read a Python number where it should read a fed tensor
+trains differently from the eager run, and the tests see it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+import warnings
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .trainer import AdversarialTrainer
+
+MODES = ("auto", "on", "off")
+WARMUP_STEPS = 3
+"""Eager steps with one signature before it is captured (torch's examples warm up 3)."""
+MAX_GRAPHS = 4
+"""Captured signatures kept at once; the least recently replayed is dropped for a new one."""
+
+
+def why_not(trainer: AdversarialTrainer, need_cuda: bool = True) -> str | None:
+    """Why this run's steps cannot be captured in a CUDA graph; None if they can."""
+    from .trainer import has_batch_coupling
+
+    if need_cuda and trainer.device.type != "cuda":
+        return f"CUDA graphs need a CUDA device; this run is on {trainer.device.type}"
+    if trainer.world_size > 1:
+        return "under torchrun each step all-reduces gradients across processes, which is not captured"
+    if trainer.precision == "16":
+        return "precision 16's gradient scaler keeps Python state for every step"
+    if not getattr(trainer.source, "capturable", False):
+        return "streamed data comes through a DataLoader on the host"
+    objective = trainer.objective
+    if not getattr(objective, "capturable", False):
+        return f"objective {type(objective).__name__} does not declare capturable = True"
+    for name, player in trainer.players.items():
+        if not player.params:
+            continue
+        if not all(group.get("fused") for group in player.optimizer.param_groups):
+            return f"player {name}'s optimizer is not one of torch's fused kernels (impl=fused)"
+        if has_batch_coupling(player.module):
+            return f"player {name} has batch norm"
+        if _opted_out(player.module):
+            return f"player {name}'s module says capturable = False"
+    if getattr(trainer.loss, "capturable", True) is False:
+        return f"loss {type(trainer.loss).__name__} says capturable = False"
+    hooked = sorted({type(c).__name__ for callbacks in trainer._hot_callbacks.values() for c in callbacks})
+    if hooked:
+        return f"callback {', '.join(hooked)} runs Python at every update"
+    return None
+
+
+def _opted_out(module: nn.Module) -> bool:
+    return any(getattr(m, "capturable", True) is False for m in module.modules())
+
+
+def _number_like(value: Any) -> bool:
+    if isinstance(value, (tuple, list)):
+        return all(_number_like(v) for v in value)
+    return isinstance(value, (numbers.Number, str)) or value is None
+
+
+class _CudaGraph:
+    """One step captured in a ``torch.cuda.CUDAGraph``."""
+
+    def __init__(self, trainer: AdversarialTrainer, body: Callable[[], None]) -> None:
+        self.graph = torch.cuda.CUDAGraph()
+        # The noise stream is not the device's default generator: register it, so that each
+        # replay advances it as the eager step would (the default one is registered by torch).
+        self.graph.register_generator_state(trainer._noise_rng)
+        with torch.cuda.graph(self.graph):
+            body()
+
+    def replay(self, trainer: AdversarialTrainer, body: Callable[[], None]) -> None:
+        self.graph.replay()
+
+
+class Rehearsal:
+    """Stands in for a CUDA graph where there is none (the CPU tests).
+
+    Capturing runs nothing and remembers the Python state; a replay runs the
+    step with that state put back (the step number and the data cursor as they
+    were at capture), then restores the real one. A graph would have baked the
+    capture's numbers in: anything that read them instead of the fed tensors
+    trains differently here too.
+    """
+
+    def __init__(self, trainer: AdversarialTrainer, body: Callable[[], None]) -> None:
+        self.frozen = (trainer.step, trainer.source.cursor)
+        self.batches = trainer.objective.batches_per_step(trainer.step, trainer)
+
+    def replay(self, trainer: AdversarialTrainer, body: Callable[[], None]) -> None:
+        now = (trainer.step, trainer.source.cursor)
+        trainer.step, trainer.source.cursor = self.frozen
+        try:
+            body()
+            drawn = trainer.source.cursor - self.frozen[1]
+            assert drawn == self.batches, f"the step drew {drawn} batches where batches_per_step says {self.batches}"
+        finally:
+            trainer.step, trainer.source.cursor = now
+
+
+class StepGraphs:
+    """Runs each training step: a captured graph's replay where the signature has one, else eagerly."""
+
+    def __init__(self, trainer: AdversarialTrainer, mode: str, recorder: type = _CudaGraph) -> None:
+        self.trainer, self.mode, self.recorder = trainer, mode, recorder
+        self.graphs: dict[tuple, Any] = {}
+        self.batches: dict[tuple, int] = {}  # batches a replay of each graph draws
+        self._last: tuple | None = None
+        self._seen = 0  # steps in a row with the last signature
+        self.failed: str | None = None  # why capturing stopped (a capture raised)
+        self.steps = 0  # steps run
+        self.replayed = 0  # steps that were replays
+        self.captured = 0  # graphs captured
+        self._side = torch.cuda.Stream(trainer.device) if recorder is _CudaGraph else None
+        self._step_t = torch.zeros((), dtype=torch.int64, device=trainer.device)
+        trainer.source.set_static(True)
+
+    def close(self) -> str:
+        """Drop the graphs (their memory), go back to plain steps; what happened, in words."""
+        self.graphs.clear()
+        self.trainer.source.set_static(False)
+        report = f"on: {self.replayed:,} of {self.steps:,} steps replayed {self.captured} captured graph(s)"
+        return report if self.failed is None else f"{report}; then {self.failed}"
+
+    def signature(self) -> tuple:
+        """The Python numbers a captured step bakes in: k and the batches it draws, the averages'
+        weights at this step, and every optimiser setting (learning rates included)."""
+        trainer = self.trainer
+        settings = tuple(
+            tuple((key, value) for key, value in group.items() if key != "params" and _number_like(value))
+            for player in trainer.players.values()
+            for group in player.optimizer.param_groups
+        )
+        weights = tuple(player.average_weight(trainer.step) for player in trainer.players.values())
+        batches = trainer.objective.batches_per_step(trainer.step, trainer)
+        return (trainer.k_at(trainer.step), batches, weights, settings)
+
+    def step(self) -> None:
+        """One step, replayed or eager; the step counter is the trainer's to advance."""
+        self.steps += 1
+        signature = self.signature()
+        graph = self.graphs.get(signature)
+        if graph is None:
+            self._seen = self._seen + 1 if signature == self._last else 1
+            self._last = signature
+            can_capture = self.failed is None
+            if not can_capture or self._seen < WARMUP_STEPS:
+                with self._on_side_stream(can_capture and self._seen > 1):
+                    self.trainer._step_body()
+                return
+            if self._seen == WARMUP_STEPS:  # the last warm-up step: does it read anything on the host?
+                with self._on_side_stream(True):
+                    self._check_for_host_reads()
+                return
+            graph = self._capture(signature)
+        else:
+            self.graphs[signature] = self.graphs.pop(signature)  # the most recently replayed last
+        self._feed()
+        graph.replay(self.trainer, self._captured_body)
+        self.trainer.source.cursor += signature[1]
+        self.replayed += 1
+
+    def _feed(self) -> None:
+        self._step_t.fill_(self.trainer.step)
+        self.trainer.source.feed()
+
+    def _captured_body(self) -> None:
+        """The step as captured: the step number and the data cursor read from device memory."""
+        trainer = self.trainer
+        trainer._static_step, trainer.source.reading_static = self._step_t, True
+        try:
+            trainer._step_body()
+        finally:
+            trainer._static_step, trainer.source.reading_static = None, False
+
+    def _check_for_host_reads(self) -> None:
+        """Run a step with torch's sync debug mode warning at each host read; if there is one, never capture.
+
+        A capture stops at a host read with an error that torch does not undo (its random
+        generators stay in capture mode), so the read is found in an eager step first.
+        """
+        if self.recorder is not _CudaGraph:
+            self.trainer._step_body()
+            return
+        torch.cuda.synchronize(self.trainer.device)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                self.trainer._step_body()
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        reads = [w for w in caught if "synchroniz" in str(w.message)]
+        for warning in caught:  # other warnings were not ours to swallow
+            if warning not in reads:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        if reads:
+            self.failed = f"the step reads a value on the host ({str(reads[0].message).strip().splitlines()[0]})"
+            if self.mode == "on":
+                raise ConfigError(f"trainer.cuda_graphs is on, but {self.failed}")
+
+    def _capture(self, signature: tuple) -> Any:
+        trainer = self.trainer
+        if len(self.graphs) >= MAX_GRAPHS:
+            del self.graphs[next(iter(self.graphs))]  # the least recently replayed, and its memory
+        self._feed()  # the order buffer holds this epoch's order before the capture reads it
+        cursor = trainer.source.cursor
+        groups = [group for player in trainer.players.values() for group in player.optimizer.param_groups]
+        capturable = [group.get("capturable", False) for group in groups]
+        for group in groups:
+            group["capturable"] = True  # torch's check before a captured optimiser step; fused kernels ignore it
+        try:
+            graph = self.recorder(trainer, self._captured_body)
+            drawn = trainer.source.cursor - cursor
+            if self.recorder is _CudaGraph and drawn != signature[1]:
+                raise ConfigError(f"the step drew {drawn} batches where batches_per_step says {signature[1]}")
+        except Exception as exc:
+            # torch leaves its random generators in capture mode after a failed capture, so
+            # no eager step can follow it safely: stop, with the way out in the message.
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(
+                f"capturing the training step in a CUDA graph failed ({text}); "
+                "run (or resume) with --set trainer.cuda_graphs=off"
+            ) from None
+        finally:
+            for group, was in zip(groups, capturable):
+                group["capturable"] = was
+            trainer.source.cursor = cursor  # a capture runs nothing: no batch was drawn
+            trainer._step_ok = None
+        self.graphs[signature] = graph
+        self.captured += 1
+        return graph
+
+    @contextlib.contextmanager
+    def _on_side_stream(self, warming: bool):
+        """The warm-up steps before a capture run on a side stream, as torch asks (lazy set-up happens there)."""
+        if not warming or self._side is None:
+            yield
+            return
+        main = torch.cuda.current_stream(self.trainer.device)
+        self._side.wait_stream(main)
+        with torch.cuda.stream(self._side):
+            yield
+        main.wait_stream(self._side)
+
+
+def make(trainer: AdversarialTrainer, mode: str, recorder: type | None = None) -> StepGraphs | None:
+    """The run's step graphs, or None (``off``, or ``auto`` where they cannot apply).
+
+    ``on`` where they cannot apply is one line saying why. ``recorder`` replaces
+    the CUDA graph (:class:`Rehearsal`, in the tests, on any device).
+    """
+    if mode == "off":
+        return None
+    reason = why_not(trainer, need_cuda=recorder is None)
+    if reason is not None:
+        if mode == "on":
+            raise ConfigError(f"trainer.cuda_graphs is on, but {reason}")
+        return None
+    return StepGraphs(trainer, mode, recorder or _CudaGraph)
