@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
-from .errors import AdvnetsError, ConfigError, WriteError
+from .errors import AdvnetsError, CaptureError, ConfigError, WriteError
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 out_console = Console(highlight=False, soft_wrap=True)
@@ -429,6 +429,12 @@ def _run(preset, set_, options, out, resume, plugin, check_world_size: int | Non
             if main:
                 _error_line(f"{_failed_write(exc)}; training stopped at step {trainer.step}: {_keep_trained_steps(session)}")
             raise typer.Exit(1) from None
+        except CaptureError as exc:  # between steps, the state whole: keep it, and say how to go on eagerly
+            display.on_fit_end(trainer)
+            if main:
+                kept = _keep_trained_steps(session, " --set trainer.cuda_graphs=off")
+                _error_line(f"{exc}; training stopped at step {trainer.step}: {kept}")
+            raise typer.Exit(1) from None
     say(summary_table(trainer, display, session.run_dir, session.checkpointer.last_path))
     if trainer.fault is not None:
         if main:
@@ -452,13 +458,13 @@ def _failed_write(exc: OSError | WriteError) -> str:
     return f"{exc.filename or 'a file'}: cannot write ({exc.strerror or exc})"
 
 
-def _keep_trained_steps(session: Any) -> str:
-    """After a failed write: a final checkpoint if one can still be written; where the trained steps are."""
+def _keep_trained_steps(session: Any, resume_with: str = "") -> str:
+    """After a failed write or capture: a final checkpoint if one can be written; where the trained steps are."""
     from .checkpoint import step_of
 
     trainer, checkpointer = session.trainer, session.checkpointer
     last = checkpointer.last_path or session.resumed_from
-    resume = f"; resume with: advnets run --resume {session.run_dir}"
+    resume = f"; resume with: advnets run --resume {session.run_dir}{resume_with}"
     if last is not None and step_of(last) == trainer.step:
         return f"its checkpoint is {last}{resume}"
     try:

@@ -37,6 +37,14 @@ class WriteError(CheckpointError):
     """
 
 
+class CaptureError(AdvnetsError):
+    """A training step could not be captured in a CUDA graph (``trainer.cuda_graphs``).
+
+    Raised between steps, with the trainer's state whole: ``advnets run`` ends on it
+    with exit code 1 after a final checkpoint, and says to resume with graphs off.
+    """
+
+
 @contextlib.contextmanager
 def writing(path: Path, what: str) -> Iterator[None]:
     """Turn an OSError inside the block into a WriteError naming ``path`` and ``what`` it holds."""

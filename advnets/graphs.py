@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 from torch import nn
 
-from .errors import ConfigError
+from .errors import CaptureError, ConfigError
 
 if TYPE_CHECKING:
     from .trainer import AdversarialTrainer
@@ -262,10 +262,7 @@ class StepGraphs:
             # torch leaves its random generators in capture mode after a failed capture, so
             # no eager step can follow it safely: stop, with the way out in the message.
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConfigError(
-                f"capturing the training step in a CUDA graph failed ({text}); "
-                "run (or resume) with --set trainer.cuda_graphs=off"
-            ) from None
+            raise CaptureError(f"capturing the training step in a CUDA graph failed ({text})") from None
         finally:
             for group, was in zip(groups, capturable):
                 group["capturable"] = was

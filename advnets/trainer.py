@@ -476,8 +476,6 @@ class AdversarialTrainer:
         self.check_data_for(self.world_size)
         self._check_state_keys()
         self._find_hot_callbacks()
-        for callback in self.callbacks:
-            callback.check(self)
         # CUDA graphs (advnets.graphs): made at each fit, dropped at its end.
         if cuda_graphs not in graphs.MODES:
             raise ConfigError(f"trainer.cuda_graphs must be one of {', '.join(graphs.MODES)}, got {cuda_graphs!r}")
@@ -489,6 +487,8 @@ class AdversarialTrainer:
         self._static_step: Tensor | None = None  # the step number on the device, while a step is captured
         self.graph_report = "off" if cuda_graphs == "off" else "not started"
         """What the last fit did with CUDA graphs, in words (shown at the end of a run)."""
+        for callback in self.callbacks:
+            callback.check(self)
 
     def check_data_for(self, world_size: int) -> None:
         """One line if the training set has fewer samples than one step takes from ``world_size``

@@ -227,7 +227,7 @@ def test_kill_and_resume_on_cuda_is_bit_identical(tmp_path, preset):
     assert result.returncode == 0, result.stderr[-2000:]
     if preset == "mlp-mnist-lecture":
         # the summary's "CUDA graphs" row (a narrow terminal may wrap it)
-        assert "on: 597 of 600 steps replayed 1 captured graph(s)" in " ".join(result.stdout.split()), result.stdout[-2000:]
+        assert "on: 597 of 600 steps replayed 1 captured graph(s)" in " ".join((result.stdout + result.stderr).split()), result.stderr[-2000:]
     killed = tmp_path / "killed"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADVNETS_")}
     process = subprocess.Popen(

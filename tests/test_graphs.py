@@ -19,7 +19,8 @@ import pytest
 import torch
 
 from advnets import AdversarialTrainer, Callback, Data, graphs
-from advnets.errors import ConfigError
+from advnets.checkpoint import load_checkpoint
+from advnets.errors import CaptureError, ConfigError
 from advnets.losses import NonSaturatingLoss
 from advnets.objectives import GANObjective
 from advnets.optim import adam
@@ -27,6 +28,7 @@ from advnets.schedules import step_decay
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "plugins"))
+from test_gpu import flatten  # noqa: E402
 from test_sync_free import tensors  # noqa: E402
 from test_trainer import Discriminator, Generator  # noqa: E402
 
@@ -154,16 +156,46 @@ def test_a_failed_capture_stops_the_run_with_one_line_that_says_how_to_go_on(mod
     """torch leaves its generators in capture mode after a failed capture: no eager step may follow."""
     run = make(False)
     run._graph_recorder, run.cuda_graphs = _Refuses, mode
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(CaptureError) as caught:
         run.fit(steps=40)
     assert str(caught.value) == (
-        "capturing the training step in a CUDA graph failed (CUDA error: operation not permitted when stream is "
-        "capturing); run (or resume) with --set trainer.cuda_graphs=off"
+        "capturing the training step in a CUDA graph failed (CUDA error: operation not permitted when stream is capturing)"
     )
     assert run.step == 3 and run.source.cursor == 3  # the warm-up steps ran; the capture drew no batch
     run.cuda_graphs = "off"
     run.fit(steps=40)  # what the message says: the same trainer goes on, and it is the eager run
     assert_same_run(make(False).fit(steps=40), run)
+
+
+REFUSE = HERE / "plugins" / "refuse_capture.py"
+TOY = ["toy-gaussian", "--seed", "0", "--plugin", str(REFUSE), "--set", "callbacks={\"refuse-capture\": {}}",
+       "--set", "checkpoint.every_steps=20", "--steps", "40"]
+
+
+def test_a_run_whose_capture_fails_keeps_its_steps_and_resumes_with_graphs_off(tmp_path, cli):
+    """Through the command line: a final checkpoint at the failure, one line, exit 1; the resume the
+    line names ends where a run without graphs ends, bit for bit."""
+    stopped = tmp_path / "stopped"
+    result = cli("run", *TOY, "--out", str(stopped))
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line == "error: " + (
+        "capturing the training step in a CUDA graph failed (CUDA error: operation not permitted when stream is "
+        f"capturing); training stopped at step 3: saved in {stopped / 'checkpoints' / 'step-000000003.safetensors'}; "
+        f"resume with: advnets run --resume {stopped} --set trainer.cuda_graphs=off"
+    ), line
+    resumed = cli("run", "--resume", str(stopped), "--set", "trainer.cuda_graphs=off")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "changed: trainer.cuda_graphs \"auto\" -> \"off\"" in resumed.stdout + resumed.stderr
+    straight = tmp_path / "straight"
+    assert cli("run", *TOY, "--set", "trainer.cuda_graphs=off", "--out", str(straight)).returncode == 0
+    a, _ = load_checkpoint(straight / "checkpoints" / "step-000000040.safetensors")
+    b, _ = load_checkpoint(stopped / "checkpoints" / "step-000000040.safetensors")
+    for part in ("generator", "discriminator", "g_optimizer", "d_optimizer"):
+        left, right = dict(flatten(a[part])), dict(flatten(b[part]))
+        assert left and left.keys() == right.keys()
+        assert [k for k in left if not torch.equal(left[k], right[k])] == [], part
 
 
 class HooksEveryUpdate(Callback):
