@@ -20,7 +20,9 @@ On one CUDA GPU, in a few minutes, it
    (said so in the JSON), or runs it whole with ``--full-schedule``, with graphs
    and, for comparison, eager;
 5. times a hand-written step of the same model captured in one CUDA graph: the
-   launch-free floor a small batch can reach on this GPU.
+   launch-free floor a small batch can reach on this GPU; and at the smallest
+   batch the same step with G and D under ``torch.compile(mode="reduce-overhead")``,
+   the other way the issue names.
 
 Each part records its own error and the others go on. ``--device cpu --smoke``
 runs every part at toy sizes on the CPU: the test suite does that, so the
@@ -248,7 +250,7 @@ def graphed_hand_step(args) -> dict:
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             step()
-        eager_steps = graph_steps = 200 if args.smoke else 2000
+        eager_steps, graph_steps = (200, 200) if args.smoke else (500, 2000)
         sync(device)
         start = time.perf_counter()
         for _ in range(eager_steps):
@@ -263,7 +265,51 @@ def graphed_hand_step(args) -> dict:
         rows[str(batch)] = {"eager_ms_per_step": eager * 1e3, "graph_ms_per_step": graphed * 1e3,
                             "graph_samples_per_s": batch / graphed, "speedup": eager / graphed}
         print(f"  batch {batch}: eager {eager * 1e3:.3f} ms, graph {graphed * 1e3:.3f} ms", flush=True)
+    batch = min(args.batches)
+    try:  # the second option the issue names: torch.compile's reduce-overhead mode (its own CUDA graphs)
+        rows[f"{batch} torch.compile"] = compiled_hand_step(args, batch)
+    except Exception as exc:
+        rows[f"{batch} torch.compile"] = {"error": f"{type(exc).__name__}: {str(exc)[:500]}"}
     return rows
+
+
+def compiled_hand_step(args, batch: int) -> dict:
+    """The same hand-written step with G and D under torch.compile(mode="reduce-overhead"), fused Adam eager."""
+    device = args.device
+    torch.manual_seed(0)
+    data = torch.rand(60000, 784, device=device) * 2 - 1
+    G, D = mlp(G_WIDTHS, torch.nn.Tanh()).to(device), mlp(D_WIDTHS, None).to(device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=1e-4, fused=True)
+    opt_d = torch.optim.Adam(D.parameters(), lr=1e-4, fused=True)
+    G_c, D_c = torch.compile(G, mode="reduce-overhead"), torch.compile(D, mode="reduce-overhead")
+    ones, zeros = torch.ones(batch, 1, device=device), torch.zeros(batch, 1, device=device)
+
+    def step():
+        torch.compiler.cudagraph_mark_step_begin()
+        x = data[torch.randint(0, len(data), (batch,), device=device)]
+        fake = G_c(torch.randn(batch, 64, device=device))
+        d_loss = F.binary_cross_entropy_with_logits(D_c(x), ones) + F.binary_cross_entropy_with_logits(D_c(fake.detach()), zeros)
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        g_loss = F.binary_cross_entropy_with_logits(D_c(fake), ones)
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward(inputs=list(G.parameters()))
+        opt_g.step()
+
+    started = time.perf_counter()
+    for _ in range(20):  # compiles, then records its graphs
+        step()
+    sync(device)
+    compile_seconds = time.perf_counter() - started
+    steps = 200 if args.smoke else 2000
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)
+    compiled = (time.perf_counter() - start) / steps
+    print(f"  batch {batch}: torch.compile reduce-overhead {compiled * 1e3:.3f} ms (compiling: {compile_seconds:.0f} s)", flush=True)
+    return {"compiled_ms_per_step": compiled * 1e3, "compile_and_warm_up_seconds": compile_seconds}
 
 
 def summary(report: dict) -> dict:
@@ -273,6 +319,9 @@ def summary(report: dict) -> dict:
     if "seconds_full_schedule" in sched:
         found["schedule_seconds"] = sched["seconds_full_schedule"]
         found["schedule_under_2_min"] = sched["seconds_full_schedule"] < 120
+        found["schedule_cuda_graphs"] = sched.get("cuda_graphs")
+        if "seconds_full_schedule" in sched.get("eager", {}):
+            found["schedule_seconds_eager"] = sched["eager"]["seconds_full_schedule"]
     rows, ceiling = report.get("throughput", {}), report.get("probe", {}).get("layer_shapes_gflops", {})
     if rows and ceiling:
         largest = str(max(int(k) for k in ceiling))
@@ -281,6 +330,11 @@ def summary(report: dict) -> dict:
             found["largest_batch"] = int(largest)
             found["probe_over_trainer_rate"] = ratio
             found["within_2x_of_probe"] = ratio <= 2
+    found["graphs_over_eager_rate"] = {
+        key: rows[key]["samples_per_s"] / rows[f"{key} eager"]["samples_per_s"]
+        for key in rows
+        if f"{key} eager" in rows and "samples_per_s" in rows[key] and "samples_per_s" in rows[f"{key} eager"]
+    }
     tests = report.get("gpu_tests", {})
     if "passed" in tests:
         found["gpu_tests"] = f"{tests['passed']} passed, {tests['failed']} failed, {tests['skipped']} skipped"
@@ -293,10 +347,10 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--batches", default="32,256,1024,4096")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=3.0, help="rough length of one timed round")
+    parser.add_argument("--seconds", type=float, default=2.0, help="rough length of one timed round")
     parser.add_argument("--schedule-epochs", type=int, default=2, help="whole epochs timed for the schedule's extrapolation")
     parser.add_argument("--full-schedule", action="store_true", help="time all 100 epochs instead of extrapolating")
-    parser.add_argument("--test-timeout", type=int, default=300)
+    parser.add_argument("--test-timeout", type=int, default=420)
     parser.add_argument("--skip", default="", help="comma-separated parts to leave out: " + ", ".join(PARTS))
     parser.add_argument("--smoke", action="store_true", help="toy sizes: check that every part runs (the test suite's use)")
     parser.add_argument("--json", default=str(REPO / "benchmarks" / "gpu_check.json"))
