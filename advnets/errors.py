@@ -42,6 +42,8 @@ class CaptureError(AdvnetsError):
 
     Raised between steps, with the trainer's state whole: ``advnets run`` ends on it
     with exit code 1 after a final checkpoint, and says to resume with graphs off.
+    torch leaves its random generators in capture mode after a failed capture, so
+    the trainer must not train on in the same process: resume in a new one.
     """
 
 

@@ -24,7 +24,7 @@ Python number baked into its kernels, so:
 
 A step is captured only where that can be right: on CUDA, in one process, at
 precision 32 or bf16, with the tensor-resident data, torch's fused optimisers,
-no batch norm in a player, no callback on the per-update hooks, and an objective
+no callback on the per-update hooks, and an objective
 that declares ``capturable = True`` (the built-in ``gan`` does). A module or a
 loss can opt out with ``capturable = False``. :func:`why_not` says which of these
 failed. The last warm-up step runs under torch's sync debug mode: a step that
@@ -56,14 +56,14 @@ if TYPE_CHECKING:
 MODES = ("auto", "on", "off")
 WARMUP_STEPS = 3
 """Eager steps with one signature before it is captured (torch's examples warm up 3)."""
+SYNC_WARNING = "called a synchronizing CUDA operation"
+"""What torch's sync debug mode "warn" says at each host read (c10/cuda/CUDAFunctions.cpp)."""
 MAX_GRAPHS = 4
 """Captured signatures kept at once; the least recently replayed is dropped for a new one."""
 
 
 def why_not(trainer: AdversarialTrainer, need_cuda: bool = True) -> str | None:
     """Why this run's steps cannot be captured in a CUDA graph; None if they can."""
-    from .trainer import has_batch_coupling
-
     if need_cuda and trainer.device.type != "cuda":
         return f"CUDA graphs need a CUDA device; this run is on {trainer.device.type}"
     if trainer.world_size > 1:
@@ -80,8 +80,6 @@ def why_not(trainer: AdversarialTrainer, need_cuda: bool = True) -> str | None:
             continue
         if not all(group.get("fused") for group in player.optimizer.param_groups):
             return f"player {name}'s optimizer is not one of torch's fused kernels (impl=fused)"
-        if has_batch_coupling(player.module):
-            return f"player {name} has batch norm"
         if _opted_out(player.module):
             return f"player {name}'s module says capturable = False"
     if getattr(trainer.loss, "capturable", True) is False:
@@ -102,19 +100,31 @@ def _number_like(value: Any) -> bool:
     return isinstance(value, (numbers.Number, str)) or value is None
 
 
+def _param_groups(trainer: AdversarialTrainer) -> list[dict[str, Any]]:
+    return [group for player in trainer.players.values() for group in player.optimizer.param_groups]
+
+
+def _settings(group: dict[str, Any]) -> dict[str, Any]:
+    """An optimiser group's numbers (lr, betas, eps...): what a captured step bakes in."""
+    return {key: value for key, value in group.items() if key not in ("params", "capturable") and _number_like(value)}
+
+
 class _CudaGraph:
-    """One step captured in a ``torch.cuda.CUDAGraph``."""
+    """One step captured in a ``torch.cuda.CUDAGraph``, on the trainer's device (``cuda:N`` too)."""
 
     def __init__(self, trainer: AdversarialTrainer, body: Callable[[], None]) -> None:
-        self.graph = torch.cuda.CUDAGraph()
-        # The noise stream is not the device's default generator: register it, so that each
-        # replay advances it as the eager step would (the default one is registered by torch).
-        self.graph.register_generator_state(trainer._noise_rng)
-        with torch.cuda.graph(self.graph):
-            body()
+        self.device = trainer.device
+        with torch.cuda.device(self.device):
+            self.graph = torch.cuda.CUDAGraph()
+            # The noise stream is not the device's default generator: register it, so that each
+            # replay advances it as the eager step would (the default one is registered by torch).
+            self.graph.register_generator_state(trainer._noise_rng)
+            with torch.cuda.graph(self.graph, stream=torch.cuda.Stream(self.device)):
+                body()
 
     def replay(self, trainer: AdversarialTrainer, body: Callable[[], None]) -> None:
-        self.graph.replay()
+        with torch.cuda.device(self.device):
+            self.graph.replay()
 
 
 class Rehearsal:
@@ -129,17 +139,23 @@ class Rehearsal:
 
     def __init__(self, trainer: AdversarialTrainer, body: Callable[[], None]) -> None:
         self.frozen = (trainer.step, trainer.source.cursor)
+        self.groups = [(group, _settings(group)) for group in _param_groups(trainer)]
         self.batches = trainer.objective.batches_per_step(trainer.step, trainer)
 
     def replay(self, trainer: AdversarialTrainer, body: Callable[[], None]) -> None:
         now = (trainer.step, trainer.source.cursor)
+        settings_now = [_settings(group) for group, _ in self.groups]
         trainer.step, trainer.source.cursor = self.frozen
+        for group, frozen in self.groups:
+            group.update(frozen)
         try:
             body()
             drawn = trainer.source.cursor - self.frozen[1]
             assert drawn == self.batches, f"the step drew {drawn} batches where batches_per_step says {self.batches}"
         finally:
             trainer.step, trainer.source.cursor = now
+            for (group, _), settings in zip(self.groups, settings_now):
+                group.update(settings)
 
 
 class StepGraphs:
@@ -170,17 +186,15 @@ class StepGraphs:
         """The Python numbers a captured step bakes in: k and the batches it draws, the averages'
         weights at this step, and every optimiser setting (learning rates included)."""
         trainer = self.trainer
-        settings = tuple(
-            tuple((key, value) for key, value in group.items() if key != "params" and _number_like(value))
-            for player in trainer.players.values()
-            for group in player.optimizer.param_groups
-        )
+        settings = tuple(tuple(_settings(group).items()) for group in _param_groups(trainer))
         weights = tuple(player.average_weight(trainer.step) for player in trainer.players.values())
         batches = trainer.objective.batches_per_step(trainer.step, trainer)
         return (trainer.k_at(trainer.step), batches, weights, settings)
 
     def step(self) -> None:
         """One step, replayed or eager; the step counter is the trainer's to advance."""
+        if self.failed is not None and self.mode == "on":  # found in the step before, which is whole
+            raise ConfigError(f"trainer.cuda_graphs is on, but {self.failed}")
         self.steps += 1
         signature = self.signature()
         graph = self.graphs.get(signature)
@@ -201,6 +215,9 @@ class StepGraphs:
             self.graphs[signature] = self.graphs.pop(signature)  # the most recently replayed last
         self._feed()
         graph.replay(self.trainer, self._captured_body)
+        if self.recorder is _CudaGraph:
+            for param, grad in graph.grads:
+                param.grad = grad
         self.trainer.source.cursor += signature[1]
         self.replayed += 1
 
@@ -226,22 +243,20 @@ class StepGraphs:
         if self.recorder is not _CudaGraph:
             self.trainer._step_body()
             return
-        torch.cuda.synchronize(self.trainer.device)
+        was = torch.cuda.get_sync_debug_mode()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            torch.cuda.set_sync_debug_mode("warn")
+            torch.cuda.set_sync_debug_mode("warn")  # its first call warns that the mode is a prototype: not a read
             try:
                 self.trainer._step_body()
             finally:
-                torch.cuda.set_sync_debug_mode("default")
-        reads = [w for w in caught if "synchroniz" in str(w.message)]
+                torch.cuda.set_sync_debug_mode(was)
+        reads = [w for w in caught if str(w.message).startswith(SYNC_WARNING)]
         for warning in caught:  # other warnings were not ours to swallow
-            if warning not in reads:
+            if warning not in reads and not str(warning.message).startswith("Synchronization debug mode"):
                 warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         if reads:
             self.failed = f"the step reads a value on the host ({str(reads[0].message).strip().splitlines()[0]})"
-            if self.mode == "on":
-                raise ConfigError(f"trainer.cuda_graphs is on, but {self.failed}")
 
     def _capture(self, signature: tuple) -> Any:
         trainer = self.trainer
@@ -249,8 +264,9 @@ class StepGraphs:
             del self.graphs[next(iter(self.graphs))]  # the least recently replayed, and its memory
         self._feed()  # the order buffer holds this epoch's order before the capture reads it
         cursor = trainer.source.cursor
-        groups = [group for player in trainer.players.values() for group in player.optimizer.param_groups]
-        capturable = [group.get("capturable", False) for group in groups]
+        groups = _param_groups(trainer)
+        absent = object()
+        capturable = [group.get("capturable", absent) for group in groups]
         for group in groups:
             group["capturable"] = True  # torch's check before a captured optimiser step; fused kernels ignore it
         try:
@@ -259,15 +275,22 @@ class StepGraphs:
             if self.recorder is _CudaGraph and drawn != signature[1]:
                 raise ConfigError(f"the step drew {drawn} batches where batches_per_step says {signature[1]}")
         except Exception as exc:
-            # torch leaves its random generators in capture mode after a failed capture, so
-            # no eager step can follow it safely: stop, with the way out in the message.
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            # torch leaves its random generators in capture mode after a failed capture, so no
+            # eager step may follow in this process: stop, between steps, with the state whole.
+            first = exc.__context__ or exc  # the step's own error, where ending the capture raised another
+            text = str(first).strip().splitlines()[0] if str(first).strip() else type(first).__name__
             raise CaptureError(f"capturing the training step in a CUDA graph failed ({text})") from None
         finally:
             for group, was in zip(groups, capturable):
-                group["capturable"] = was
+                if was is absent:
+                    del group["capturable"]
+                else:
+                    group["capturable"] = was
             trainer.source.cursor = cursor  # a capture runs nothing: no batch was drawn
             trainer._step_ok = None
+        # A replay writes the gradients into the tensors the capture made: point .grad at them
+        # again after each replay, for callbacks that read them between steps.
+        graph.grads = [(p, p.grad) for group in groups for p in group["params"]]
         self.graphs[signature] = graph
         self.captured += 1
         return graph

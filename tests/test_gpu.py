@@ -43,7 +43,8 @@ def mlp_trainer(**kwargs) -> AdversarialTrainer:
     torch.manual_seed(0)
     data = Data(train=torch.rand(4096, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1)
     loss = kwargs.pop("loss", None) or NonSaturatingLoss()
-    return AdversarialTrainer(MLPGenerator(), MLPDiscriminator(), loss, data, batch_size=32, seed=0, device="cuda", **kwargs)
+    generator = MLPGenerator(batchnorm=kwargs.pop("g_batchnorm", False))
+    return AdversarialTrainer(generator, MLPDiscriminator(), loss, data, batch_size=32, seed=0, device="cuda", **kwargs)
 
 
 def state_tensors(trainer: AdversarialTrainer) -> dict[str, torch.Tensor]:
@@ -123,8 +124,14 @@ class SyncErrorsBetween(Callback):
         torch.cuda.set_sync_debug_mode("default")
 
 
-GRAPH_SETTINGS = [{}, {"k": 2, "ema_decay": 0.999, "ema_start": 50}, {"precision": "bf16"}, {"k_schedule": [[0, 2], [100, 1]]}]
-GRAPH_IDS = ["fp32", "k2-ema", "bf16", "k-schedule"]
+GRAPH_SETTINGS = [
+    {},
+    {"k": 2, "ema_decay": 0.999, "ema_start": 50},
+    {"precision": "bf16"},
+    {"k_schedule": [[0, 2], [100, 1]]},
+    {"g_batchnorm": True, "ema_decay": 0.999},  # mlp-mnist's G: batch norm, and its average's buffers
+]
+GRAPH_IDS = ["fp32", "k2-ema", "bf16", "k-schedule", "g-batchnorm"]
 
 
 @pytest.mark.parametrize("settings", GRAPH_SETTINGS, ids=GRAPH_IDS)
@@ -141,9 +148,10 @@ def test_captured_steps_train_exactly_as_eager_steps(settings):
 
 @pytest.mark.parametrize("settings", GRAPH_SETTINGS, ids=GRAPH_IDS)
 def test_captured_steps_make_no_host_device_sync(settings):
-    """Replays under torch.cuda.set_sync_debug_mode("error") from step 20 (after the capture) to 320."""
-    trainer = mlp_trainer(cuda_graphs="on", log_every=10**6, callbacks=[SyncErrorsBetween(20, 320)], **settings)
-    trainer.fit(steps=320)
+    """300 replays under torch.cuda.set_sync_debug_mode("error"): steps 150 to 450, after every signature's
+    capture (an average's start at 50, k's change at 100), which synchronise once each, on purpose."""
+    trainer = mlp_trainer(cuda_graphs="on", log_every=10**6, callbacks=[SyncErrorsBetween(150, 450)], **settings)
+    trainer.fit(steps=450)
     assert " 0 of " not in trainer.graph_report, trainer.graph_report
     assert trainer.pop_stats() and trainer._skipped == 0
 
@@ -219,7 +227,8 @@ def test_nccl_with_one_process(tmp_path):
 
 
 @needs_mnist
-@pytest.mark.parametrize("preset", ["mlp-mnist", "mlp-mnist-lecture"])  # eager (cosine lr) and replayed steps
+# mlp-mnist's learning rate changes every step, so its steps are eager; the lecture's recipe replays
+@pytest.mark.parametrize("preset", ["mlp-mnist", "mlp-mnist-lecture"])
 def test_kill_and_resume_on_cuda_is_bit_identical(tmp_path, preset):
     common = [*SHORT, "--device", "cuda", "--set", "checkpoint.every_steps=100", "--set", "checkpoint.keep=10"]
     straight = tmp_path / "straight"

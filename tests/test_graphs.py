@@ -60,11 +60,11 @@ class DeviceNaNLoss(NonSaturatingLoss):
         return loss
 
 
-def make(rehearse: bool, loss=None, callbacks=(), **settings) -> AdversarialTrainer:
+def make(rehearse: bool, loss=None, callbacks=(), batchnorm: bool = False, **settings) -> AdversarialTrainer:
     torch.manual_seed(0)
     data = Data(train=torch.randn(512, 2, generator=torch.Generator().manual_seed(99)))
     trainer = AdversarialTrainer(
-        Generator(), Discriminator(), loss or NonSaturatingLoss(), data, batch_size=16, seed=0, device="cpu",
+        Generator(), Discriminator(batchnorm=batchnorm), loss or NonSaturatingLoss(), data, batch_size=16, seed=0, device="cpu",
         log_every=10, callbacks=list(callbacks), **settings,
     )
     if rehearse:
@@ -94,17 +94,19 @@ def assert_same_run(eager: AdversarialTrainer, replayed: AdversarialTrainer) -> 
         ({"lr_schedule": "cosine"}, "on: 0 of 100 steps replayed 0 captured graph(s)"),
         # halved every 12 steps: a graph for each of the 9 rates, at most 4 kept at once
         ({"lr_scheduler": step_decay(every_steps=12, gamma=0.5)}, "on: 73 of 100 steps replayed 9 captured graph(s)"),
+        # batch norm's running statistics update in place: captured like any other kernel
+        ({"batchnorm": True}, "on: 97 of 100 steps replayed 1 captured graph(s)"),
     ],
-    ids=["plain", "k2-ema-warmup", "bf16", "k-schedule", "cosine-lr", "step-lr"],
+    ids=["plain", "k2-ema-warmup", "bf16", "k-schedule", "cosine-lr", "step-lr", "batchnorm"],
 )
 def test_replayed_steps_train_exactly_as_eager_steps(settings, report):
     eager_records, replayed_records = Records(), Records()
     eager = make(False, callbacks=[eager_records], **settings).fit(steps=100)  # 100 steps: several epochs
     replayed = make(True, callbacks=[replayed_records], **settings).fit(steps=100)
-    assert replayed.graph_report == report
-    assert eager.graph_report == "off: CUDA graphs need a CUDA device; this run is on cpu"
     assert_same_run(eager, replayed)
     assert eager_records.records == replayed_records.records  # every training record, number for number
+    assert replayed.graph_report == report
+    assert eager.graph_report == "off: CUDA graphs need a CUDA device; this run is on cpu"
 
 
 def test_a_run_of_bad_steps_in_replays_is_found_and_named_as_in_eager_steps():
@@ -162,9 +164,11 @@ def test_a_failed_capture_stops_the_run_with_one_line_that_says_how_to_go_on(mod
         "capturing the training step in a CUDA graph failed (CUDA error: operation not permitted when stream is capturing)"
     )
     assert run.step == 3 and run.source.cursor == 3  # the warm-up steps ran; the capture drew no batch
-    run.cuda_graphs = "off"
-    run.fit(steps=40)  # what the message says: the same trainer goes on, and it is the eager run
-    assert_same_run(make(False).fit(steps=40), run)
+    # The state is whole (a real capture runs nothing); the next test resumes it in a new process.
+    eager = make(False).fit(steps=3)
+    a, b = tensors(eager), tensors(run)
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
+    assert torch.equal(eager._noise_rng.get_state(), run._noise_rng.get_state())
 
 
 REFUSE = HERE / "plugins" / "refuse_capture.py"
@@ -212,17 +216,15 @@ class Uncapturable(GANObjective):
         ({"objective": Uncapturable()}, "objective Uncapturable does not declare capturable = True"),
         ({"d_optimizer": adam(lr=1e-3, impl="foreach")}, "player discriminator's optimizer is not one of torch's fused kernels"),
         ({"callbacks": [HooksEveryUpdate()]}, "callback HooksEveryUpdate runs Python at every update"),
-        ({"batchnorm": True}, "player discriminator has batch norm"),
         ({"streamed": True}, "streamed data comes through a DataLoader on the host"),
     ],
-    ids=["objective", "optimizer", "hooks", "batchnorm", "streamed"],
+    ids=["objective", "optimizer", "hooks", "streamed"],
 )
 def test_where_steps_cannot_be_captured_auto_runs_them_eagerly_and_says_why(change, reason):
     torch.manual_seed(0)
     train = torch.randn(512, 2, generator=torch.Generator().manual_seed(99))
     data = Data(train=torch.utils.data.TensorDataset(train) if change.pop("streamed", False) else train)
-    d = Discriminator(batchnorm=change.pop("batchnorm", False))
-    run = AdversarialTrainer(Generator(), d, NonSaturatingLoss(), data, batch_size=16, seed=0, device="cpu", **change)
+    run = AdversarialTrainer(Generator(), Discriminator(), NonSaturatingLoss(), data, batch_size=16, seed=0, device="cpu", **change)
     run._graph_recorder = graphs.Rehearsal
     run.fit(steps=5)
     assert run.graph_report.startswith(f"off: {reason}")
