@@ -158,6 +158,15 @@ class Rehearsal:
                 group.update(settings)
 
 
+def rehearse(trainer: AdversarialTrainer) -> None:
+    """Make ``trainer``'s fits replay captured steps through :class:`Rehearsal`, on any device.
+
+    For a plugin's tests: an objective that declares ``capturable = True`` should train
+    bit for bit as it does eagerly (``cuda_graphs="off"``) under the rehearsal.
+    """
+    trainer._graph_recorder = Rehearsal
+
+
 class StepGraphs:
     """Runs each training step: a captured graph's replay where the signature has one, else eagerly."""
 

@@ -141,6 +141,25 @@ def test_the_objective_trains_all_three_players_on_mnist(mnist_data, registry):
     assert trainer.diagnostics()["d_real"] == {"label": "mean D(x, E(x))", "equilibrium": 0.5, "panel": "outputs"}
 
 
+def test_bigan_steps_replayed_from_a_capture_train_exactly_as_eager_steps(mnist_data, registry):
+    """The objective says capturable = True: with the CPU stand-in for a CUDA graph (tests/test_graphs.py),
+    which replays with the Python state frozen at the capture, three players train bit for bit as eagerly."""
+    from advnets import graphs
+    from test_sync_free import tensors
+
+    runs = []
+    for rehearse in (False, True):
+        trainer = small_bigan(mnist_data, registry.build("loss", "non-saturating"))
+        if rehearse:
+            graphs.rehearse(trainer)
+        runs.append(trainer.fit(steps=30))
+    eager, replayed = runs
+    assert replayed.graph_report == "on: 27 of 30 steps replayed 1 captured graph(s)"
+    a, b = tensors(eager), tensors(replayed)
+    assert any(key.startswith("encoder.") for key in a) and a.keys() == b.keys()
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
+
+
 def test_the_objective_takes_the_runs_loss_and_refuses_what_cannot_play(mnist_data, registry):
     hinge = small_bigan(mnist_data, registry.build("loss", "hinge"))
     hinge.train_step()

@@ -68,7 +68,7 @@ def make(rehearse: bool, loss=None, callbacks=(), batchnorm: bool = False, **set
         log_every=10, callbacks=list(callbacks), **settings,
     )
     if rehearse:
-        trainer._graph_recorder = graphs.Rehearsal
+        graphs.rehearse(trainer)
     return trainer
 
 
@@ -225,7 +225,7 @@ def test_where_steps_cannot_be_captured_auto_runs_them_eagerly_and_says_why(chan
     train = torch.randn(512, 2, generator=torch.Generator().manual_seed(99))
     data = Data(train=torch.utils.data.TensorDataset(train) if change.pop("streamed", False) else train)
     run = AdversarialTrainer(Generator(), Discriminator(), NonSaturatingLoss(), data, batch_size=16, seed=0, device="cpu", **change)
-    run._graph_recorder = graphs.Rehearsal
+    graphs.rehearse(run)
     run.fit(steps=5)
     assert run.graph_report.startswith(f"off: {reason}")
 

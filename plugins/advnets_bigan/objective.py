@@ -40,6 +40,7 @@ class BiGANObjective(Objective):
     """k updates of the joint D on (x, E(x)) against (G(z), z), then one update of G and E together."""
 
     players = ("generator", "discriminator", "encoder")
+    capturable = True  # its work depends on ctx.k, the batches, the noise and the players' tensors only
 
     def batches_per_step(self, step: int, trainer: AdversarialTrainer) -> int:
         return trainer.k_at(step)
