@@ -24,18 +24,19 @@ Python number baked into its kernels, so:
 
 A step is captured only where that can be right: on CUDA, in one process, at
 precision 32 or bf16, with the tensor-resident data, torch's fused optimisers,
-no callback on the per-update hooks, and an objective
-that declares ``capturable = True`` (the built-in ``gan`` does). A module or a
-loss can opt out with ``capturable = False``. :func:`why_not` says which of these
+no callback on the per-update hooks, and an objective that declares
+``capturable = True`` (the built-in ``gan`` does). A module or a loss can opt
+out with ``capturable = False``. :func:`why_not` says which of these
 failed. The last warm-up step runs under torch's sync debug mode: a step that
 reads a value on the host is never captured (``auto`` goes on eagerly). A
 capture that fails anyway stops the run with one line: torch leaves its random
 generators in capture mode after a failed capture, so no eager step may follow.
 
 On the CPU nothing is captured. :class:`Rehearsal` stands in for a graph in the
-tests: it "replays" by running the step with the Python state frozen at its
-capture, so a step that read a Python number where it should read a fed tensor
-trains differently from the eager run, and the tests see it.
+tests (:func:`rehearse`): it "replays" by running the step with the Python state
+frozen at its capture (the step number, the data cursor, the optimisers'
+settings), so a step that read a Python number where it should read a fed
+tensor trains differently from the eager run, and the tests see it.
 """
 
 from __future__ import annotations
