@@ -176,6 +176,7 @@ TOY = ["toy-gaussian", "--seed", "0", "--plugin", str(REFUSE), "--set", "callbac
        "--set", "checkpoint.every_steps=20", "--steps", "40"]
 
 
+@pytest.mark.slow  # three runs through the command line
 def test_a_run_whose_capture_fails_keeps_its_steps_and_resumes_with_graphs_off(tmp_path, cli):
     """Through the command line: a final checkpoint at the failure, one line, exit 1; the resume the
     line names ends where a run without graphs ends, bit for bit."""
