@@ -12,6 +12,7 @@ they do). tests/test_gpu.py runs the same comparisons with real graphs on CUDA.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -201,6 +202,35 @@ def test_a_run_whose_capture_fails_keeps_its_steps_and_resumes_with_graphs_off(t
         left, right = dict(flatten(a[part])), dict(flatten(b[part]))
         assert left and left.keys() == right.keys()
         assert [k for k in left if not torch.equal(left[k], right[k])] == [], part
+
+
+REHEARSE = HERE / "plugins" / "rehearse_graphs.py"
+
+
+@pytest.mark.slow  # two short MNIST runs through the command line
+def test_the_lecture_recipe_through_the_command_line_replays_its_steps_and_is_the_eager_run(tmp_path, cli, mnist_dir):
+    """advnets run mlp-mnist-lecture with the stand-in for CUDA graphs: checkpoints, grids and an evaluation
+    happen between replays, and every checkpoint is the eager run's, bit for bit."""
+    common = ["mlp-mnist-lecture", "--data-dir", str(mnist_dir), "--seed", "0", "--steps", "120", "--plugin", str(REHEARSE),
+              "--set", "callbacks.rehearse-graphs={}", "--set", "checkpoint.every_steps=50", "--set", "eval.metrics={\"mnist-modes\": {}}",
+              "--set", "eval.n_samples=500"]
+    replayed, eager = tmp_path / "replayed", tmp_path / "eager"
+    for out, mode in ((replayed, "auto"), (eager, "off")):
+        result = cli("run", *common, "--set", f"trainer.cuda_graphs={mode}", "--out", str(out))
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((replayed / "graphs.json").read_text()) == {"steps": 120, "replayed": 117}
+    assert json.loads((eager / "graphs.json").read_text()) == {"steps": 0, "replayed": 0}
+    for step in (50, 100, 120):
+        a, _ = load_checkpoint(eager / "checkpoints" / f"step-{step:09d}.safetensors")
+        b, _ = load_checkpoint(replayed / "checkpoints" / f"step-{step:09d}.safetensors")
+        for part in ("generator", "discriminator", "g_optimizer", "d_optimizer"):
+            left, right = dict(flatten(a[part])), dict(flatten(b[part]))
+            assert left and left.keys() == right.keys()
+            assert [k for k in left if not torch.equal(left[k], right[k])] == [], (step, part)
+        assert a["progress"] == b["progress"], step
+    metrics = [(out / "metrics.jsonl").read_text().splitlines() for out in (eager, replayed)]
+    strip = [[{k: v for k, v in json.loads(line).items() if k not in ("time", "samples_per_s")} for line in lines] for lines in metrics]
+    assert strip[0] == strip[1]  # every training record and the evaluation, number for number
 
 
 class HooksEveryUpdate(Callback):
