@@ -203,8 +203,7 @@ class StepGraphs:
 
     def step(self) -> None:
         """One step, replayed or eager; the step counter is the trainer's to advance."""
-        if self.failed is not None and self.mode == "on":  # found in the step before, which is whole
-            raise ConfigError(f"trainer.cuda_graphs is on, but {self.failed}")
+        self.check_refused()
         self.steps += 1
         signature = self.signature()
         graph = self.graphs.get(signature)
@@ -230,6 +229,11 @@ class StepGraphs:
                 param.grad = grad
         self.trainer.source.cursor += signature[1]
         self.replayed += 1
+
+    def check_refused(self) -> None:
+        """With ``on``, a step found unfit for capture is an error, raised between steps (that one is whole)."""
+        if self.failed is not None and self.mode == "on":
+            raise ConfigError(f"trainer.cuda_graphs is on, but {self.failed}")
 
     def _feed(self) -> None:
         self._step_t.fill_(self.trainer.step)

@@ -852,6 +852,8 @@ class AdversarialTrainer:
             self._in_loop = False
             if self._write_failure is not None:
                 raise self._write_failure  # the ranks have stopped together (_deferring_write_failures)
+            if self._graphs is not None:
+                self._graphs.check_refused()  # cuda_graphs on, and the fit's last step found a host read
             if self.step > self._clock[1]:
                 self._log_training()  # the last, partial interval
             self._notify("on_fit_end")

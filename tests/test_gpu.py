@@ -192,6 +192,9 @@ def test_a_step_that_reads_on_the_host_is_never_captured_auto_goes_on_eagerly_on
     with pytest.raises(ConfigError, match="^trainer.cuda_graphs is on, but the step reads a value on the host"):
         strict.fit(steps=20)
     assert strict.step == 3
+    short = mlp_trainer(objective=ReadsOnTheHost(), cuda_graphs="on")
+    with pytest.raises(ConfigError, match="^trainer.cuda_graphs is on, but the step reads a value on the host"):
+        short.fit(steps=3)  # found in the fit's last step: raised at its end
 
 
 def cli(*args: str, timeout: float = 600, **env_extra: str) -> subprocess.CompletedProcess:
