@@ -110,6 +110,16 @@ def _settings(group: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in group.items() if key not in ("params", "capturable") and _number_like(value)}
 
 
+def _hashable(value: Any) -> Any:
+    """Lists as tuples (a resumed optimiser's betas come back from JSON as a list)."""
+    return tuple(_hashable(v) for v in value) if isinstance(value, (tuple, list)) else value
+
+
+def _python_numbers(owner: Any) -> dict[str, Any]:
+    """The number-like attributes an object keeps in Python (a counter, a flag): a replay never changes them."""
+    return {key: value for key, value in vars(owner).items() if _number_like(value)} if hasattr(owner, "__dict__") else {}
+
+
 class _CudaGraph:
     """One step captured in a ``torch.cuda.CUDAGraph``, on the trainer's device (``cuda:N`` too)."""
 
@@ -146,6 +156,8 @@ class Rehearsal:
     def replay(self, trainer: AdversarialTrainer, body: Callable[[], None]) -> None:
         now = (trainer.step, trainer.source.cursor)
         settings_now = [_settings(group) for group, _ in self.groups]
+        owners = {type(o).__name__: o for o in (trainer.objective, trainer.loss)}
+        before = {name: _python_numbers(owner) for name, owner in owners.items()}
         trainer.step, trainer.source.cursor = self.frozen
         for group, frozen in self.groups:
             group.update(frozen)
@@ -153,6 +165,13 @@ class Rehearsal:
             body()
             drawn = trainer.source.cursor - self.frozen[1]
             assert drawn == self.batches, f"the step drew {drawn} batches where batches_per_step says {self.batches}"
+            for name, owner in owners.items():
+                after = _python_numbers(owner)
+                changed = sorted(k for k in before[name].keys() | after.keys() if before[name].get(k) != after.get(k))
+                assert not changed, (
+                    f"the step changed {name}.{changed[0]} in Python; a CUDA graph's replay would not "
+                    "(keep it in a device tensor, or declare capturable = False)"
+                )
         finally:
             trainer.step, trainer.source.cursor = now
             for (group, _), settings in zip(self.groups, settings_now):
@@ -174,7 +193,6 @@ class StepGraphs:
     def __init__(self, trainer: AdversarialTrainer, mode: str, recorder: type = _CudaGraph) -> None:
         self.trainer, self.mode, self.recorder = trainer, mode, recorder
         self.graphs: dict[tuple, Any] = {}
-        self.batches: dict[tuple, int] = {}  # batches a replay of each graph draws
         self._last: tuple | None = None
         self._seen = 0  # steps in a row with the last signature
         self.failed: str | None = None  # why capturing stopped (a capture raised)
@@ -189,14 +207,15 @@ class StepGraphs:
         """Drop the graphs (their memory), go back to plain steps; what happened, in words."""
         self.graphs.clear()
         self.trainer.source.set_static(False)
-        report = f"on: {self.replayed:,} of {self.steps:,} steps replayed {self.captured} captured graph(s)"
+        graphs = "graph" if self.captured == 1 else "graphs"
+        report = f"on: {self.replayed:,} of {self.steps:,} steps were replays of {self.captured} captured {graphs}"
         return report if self.failed is None else f"{report}; then {self.failed}"
 
     def signature(self) -> tuple:
         """The Python numbers a captured step bakes in: k and the batches it draws, the averages'
         weights at this step, and every optimiser setting (learning rates included)."""
         trainer = self.trainer
-        settings = tuple(tuple(_settings(group).items()) for group in _param_groups(trainer))
+        settings = tuple(_hashable(tuple(_settings(group).items())) for group in _param_groups(trainer))
         weights = tuple(player.average_weight(trainer.step) for player in trainer.players.values())
         batches = trainer.objective.batches_per_step(trainer.step, trainer)
         return (trainer.k_at(trainer.step), batches, weights, settings)
@@ -204,7 +223,6 @@ class StepGraphs:
     def step(self) -> None:
         """One step, replayed or eager; the step counter is the trainer's to advance."""
         self.check_refused()
-        self.steps += 1
         signature = self.signature()
         graph = self.graphs.get(signature)
         if graph is None:
@@ -214,26 +232,30 @@ class StepGraphs:
             if not can_capture or self._seen < WARMUP_STEPS:
                 with self._on_side_stream(can_capture and self._seen > 1):
                     self.trainer._step_body()
+                self.steps += 1
                 return
             if self._seen == WARMUP_STEPS:  # the last warm-up step: does it read anything on the host?
                 with self._on_side_stream(True):
                     self._check_for_host_reads()
+                self.steps += 1
                 return
             graph = self._capture(signature)
         else:
             self.graphs[signature] = self.graphs.pop(signature)  # the most recently replayed last
+            self._last = signature
         self._feed()
         graph.replay(self.trainer, self._captured_body)
         if self.recorder is _CudaGraph:
             for param, grad in graph.grads:
                 param.grad = grad
         self.trainer.source.cursor += signature[1]
+        self.steps += 1
         self.replayed += 1
 
     def check_refused(self) -> None:
         """With ``on``, a step found unfit for capture is an error, raised between steps (that one is whole)."""
         if self.failed is not None and self.mode == "on":
-            raise ConfigError(f"trainer.cuda_graphs is on, but {self.failed}")
+            raise CaptureError(f"trainer.cuda_graphs is on, but {self.failed}")
 
     def _feed(self) -> None:
         self._step_t.fill_(self.trainer.step)
@@ -270,7 +292,8 @@ class StepGraphs:
             if warning not in reads and not str(warning.message).startswith("Synchronization debug mode"):
                 warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         if reads:
-            self.failed = f"the step reads a value on the host ({str(reads[0].message).strip().splitlines()[0]})"
+            where = f"{reads[0].filename}:{reads[0].lineno}"  # the Python line that made the read
+            self.failed = f"the step reads a value on the host at {where} (torch: {str(reads[0].message).strip().splitlines()[0]})"
 
     def _capture(self, signature: tuple) -> Any:
         trainer = self.trainer

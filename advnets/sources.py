@@ -152,7 +152,8 @@ class TensorSource:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.cursor = state["cursor"]
         order = state.get("order")
-        self.order = None if order is None else order.to(self.device)
+        # a copy: an in-memory state may hold another source's order buffer, which its next epoch overwrites
+        self.order = None if order is None else order.to(self.device, copy=True)
         if self.order is not None and self._static is not None:
             self.order = self._static[2].copy_(self.order)
 

@@ -154,7 +154,7 @@ def test_bigan_steps_replayed_from_a_capture_train_exactly_as_eager_steps(mnist_
             graphs.rehearse(trainer)
         runs.append(trainer.fit(steps=30))
     eager, replayed = runs
-    assert replayed.graph_report == "on: 27 of 30 steps replayed 1 captured graph(s)"
+    assert replayed.graph_report == "on: 27 of 30 steps were replays of 1 captured graph"
     a, b = tensors(eager), tensors(replayed)
     assert any(key.startswith("encoder.") for key in a) and a.keys() == b.keys()
     assert [k for k in a if not torch.equal(a[k], b[k])] == []

@@ -7,6 +7,7 @@ throughput benchmark and the timed full schedule, and writes one JSON file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ import torch
 
 from advnets import AdversarialTrainer, Callback, Data
 from advnets.checkpoint import load_checkpoint, step_checkpoints
-from advnets.errors import ConfigError
+from advnets.errors import CaptureError
 from advnets.losses import NonSaturatingLoss
 from advnets.objectives import GANObjective
 
@@ -107,6 +108,14 @@ def test_float16_scaler_lowers_its_scale_on_overflow_and_training_goes_on():
     assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())
 
 
+class Records(Callback):
+    def __init__(self) -> None:
+        self.records = []
+
+    def on_log(self, trainer, record) -> None:
+        self.records.append(record)
+
+
 class SyncErrorsBetween(Callback):
     """torch.cuda.set_sync_debug_mode("error") from the end of step ``start`` to the end of step ``stop``."""
 
@@ -150,10 +159,12 @@ def test_captured_steps_train_exactly_as_eager_steps(settings):
 def test_captured_steps_make_no_host_device_sync(settings):
     """300 replays under torch.cuda.set_sync_debug_mode("error"): steps 150 to 450, after every signature's
     capture (an average's start at 50, k's change at 100), which synchronise once each, on purpose."""
-    trainer = mlp_trainer(cuda_graphs="on", log_every=10**6, callbacks=[SyncErrorsBetween(150, 450)], **settings)
+    records = Records()
+    trainer = mlp_trainer(cuda_graphs="on", log_every=10**6, callbacks=[SyncErrorsBetween(150, 450), records], **settings)
     trainer.fit(steps=450)
     assert " 0 of " not in trainer.graph_report, trainer.graph_report
-    assert trainer.pop_stats() and trainer._skipped == 0
+    last = records.records[-1]  # the fit's closing record: its statistics read once, at the end
+    assert last["step"] == 450 and last["skipped_steps"] == 0 and all(math.isfinite(last[k]) for k in ("d_loss", "g_loss"))
 
 
 def test_a_bad_step_in_a_replay_is_skipped_and_the_trip_names_its_steps():
@@ -184,16 +195,16 @@ class ReadsOnTheHost(GANObjective):
 def test_a_step_that_reads_on_the_host_is_never_captured_auto_goes_on_eagerly_on_is_an_error():
     """The last warm-up step runs under sync debug mode "warn": the read is found before any capture."""
     auto = mlp_trainer(objective=ReadsOnTheHost()).fit(steps=20)
-    assert auto.graph_report.startswith("on: 0 of 20 steps replayed 0 captured graph(s); then the step reads a value on the host")
+    assert auto.graph_report.startswith("on: 0 of 20 steps were replays of 0 captured graphs; then the step reads a value on the host")
     eager = mlp_trainer(objective=ReadsOnTheHost(), cuda_graphs="off").fit(steps=20)
     a, b = state_tensors(eager), state_tensors(auto)
     assert [k for k in a if not torch.equal(a[k], b[k])] == []
     strict = mlp_trainer(objective=ReadsOnTheHost(), cuda_graphs="on")
-    with pytest.raises(ConfigError, match="^trainer.cuda_graphs is on, but the step reads a value on the host"):
+    with pytest.raises(CaptureError, match="^trainer.cuda_graphs is on, but the step reads a value on the host"):
         strict.fit(steps=20)
     assert strict.step == 3
     short = mlp_trainer(objective=ReadsOnTheHost(), cuda_graphs="on")
-    with pytest.raises(ConfigError, match="^trainer.cuda_graphs is on, but the step reads a value on the host"):
+    with pytest.raises(CaptureError, match="^trainer.cuda_graphs is on, but the step reads a value on the host"):
         short.fit(steps=3)  # found in the fit's last step: raised at its end
 
 
@@ -239,7 +250,7 @@ def test_kill_and_resume_on_cuda_is_bit_identical(tmp_path, preset):
     assert result.returncode == 0, result.stderr[-2000:]
     if preset == "mlp-mnist-lecture":
         # the summary's "CUDA graphs" row (a narrow terminal may wrap it)
-        assert "on: 597 of 600 steps replayed 1 captured graph(s)" in " ".join((result.stdout + result.stderr).split()), result.stderr[-2000:]
+        assert "on: 597 of 600 steps were replays of 1 captured graph" in " ".join((result.stdout + result.stderr).split()), result.stderr[-2000:]
     killed = tmp_path / "killed"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADVNETS_")}
     process = subprocess.Popen(

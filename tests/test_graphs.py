@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from advnets import AdversarialTrainer, Callback, Data, graphs
-from advnets.checkpoint import load_checkpoint
+from advnets.checkpoint import load_checkpoint, save_checkpoint
 from advnets.errors import CaptureError, ConfigError
 from advnets.losses import NonSaturatingLoss
 from advnets.objectives import GANObjective
@@ -85,18 +85,18 @@ def assert_same_run(eager: AdversarialTrainer, replayed: AdversarialTrainer) -> 
 @pytest.mark.parametrize(
     ("settings", "report"),
     [
-        ({}, "on: 97 of 100 steps replayed 1 captured graph(s)"),
+        ({}, "on: 97 of 100 steps were replays of 1 captured graph"),
         # the average's weight changes every step up to ema_start (20): those steps stay eager
-        ({"k": 2, "ema_decay": 0.9, "ema_start": 20, "ema_warmup": 3}, "on: 77 of 100 steps replayed 1 captured graph(s)"),
-        ({"precision": "bf16"}, "on: 97 of 100 steps replayed 1 captured graph(s)"),
+        ({"k": 2, "ema_decay": 0.9, "ema_start": 20, "ema_warmup": 3}, "on: 77 of 100 steps were replays of 1 captured graph"),
+        ({"precision": "bf16"}, "on: 97 of 100 steps were replays of 1 captured graph"),
         # k = 2 until step 30, then 1: one graph for each, three warm-up steps before each
-        ({"k_schedule": [[0, 2], [30, 1]]}, "on: 94 of 100 steps replayed 2 captured graph(s)"),
+        ({"k_schedule": [[0, 2], [30, 1]]}, "on: 94 of 100 steps were replays of 2 captured graphs"),
         # a learning rate that changes every step is baked into no graph: every step is eager
-        ({"lr_schedule": "cosine"}, "on: 0 of 100 steps replayed 0 captured graph(s)"),
+        ({"lr_schedule": "cosine"}, "on: 0 of 100 steps were replays of 0 captured graphs"),
         # halved every 12 steps: a graph for each of the 9 rates, at most 4 kept at once
-        ({"lr_scheduler": step_decay(every_steps=12, gamma=0.5)}, "on: 73 of 100 steps replayed 9 captured graph(s)"),
+        ({"lr_scheduler": step_decay(every_steps=12, gamma=0.5)}, "on: 73 of 100 steps were replays of 9 captured graphs"),
         # batch norm's running statistics update in place: captured like any other kernel
-        ({"batchnorm": True}, "on: 97 of 100 steps replayed 1 captured graph(s)"),
+        ({"batchnorm": True}, "on: 97 of 100 steps were replays of 1 captured graph"),
     ],
     ids=["plain", "k2-ema-warmup", "bf16", "k-schedule", "cosine-lr", "step-lr", "batchnorm"],
 )
@@ -129,11 +129,26 @@ def test_a_skipped_update_in_a_replay_changes_nothing():
     run.fit(steps=30)
     before = {k: v.clone() for k, v in tensors(run).items()}
     run.fit(steps=31)  # step 31 is bad; a fresh fit warms up again, so make it a replay by hand
-    assert run.graph_report == "on: 0 of 1 steps replayed 0 captured graph(s)"
+    assert run.graph_report == "on: 0 of 1 steps were replays of 0 captured graphs"
     stepped = make(True, loss=DeviceNaNLoss([30]), ema_decay=0.9)
     stepped.fit(steps=31)
-    assert stepped.graph_report == "on: 28 of 31 steps replayed 1 captured graph(s)"  # step 31 was a replay
+    assert stepped.graph_report == "on: 28 of 31 steps were replays of 1 captured graph"  # step 31 was a replay
     assert [k for k, v in tensors(stepped).items() if not torch.equal(before[k], v)] == []
+
+
+def test_a_run_resumed_from_a_checkpoint_file_with_replays_is_the_straight_run(tmp_path):
+    """Through a file, as --resume does: the optimisers' betas come back from JSON as lists, and mid-epoch
+    the data order comes back from the static buffer it was saved from."""
+    straight = make(False).fit(steps=90)
+    for stop in (37, 64, 70):  # 64: an epoch boundary (32 steps an epoch)
+        first = make(True).fit(steps=stop)
+        save_checkpoint(tmp_path / f"{stop}.safetensors", first.state_dict(), {})
+        state, _ = load_checkpoint(tmp_path / f"{stop}.safetensors")
+        resumed = make(True)
+        resumed.load_state_dict(state)
+        resumed.fit(steps=90)
+        assert resumed.graph_report.startswith("on: ") and " 0 of " not in resumed.graph_report
+        assert_same_run(straight, resumed)
 
 
 def test_a_resumed_run_with_replays_is_the_straight_run():
@@ -282,10 +297,29 @@ class ReadsTheStepNumber(GANObjective):
         return result
 
 
+class CountsInPython(GANObjective):
+    """Wrongly declares itself capturable: it keeps a counter in Python, which a replay would not advance."""
+
+    capturable = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.updates = 0
+
+    def step(self, ctx):
+        self.updates += 1
+        return super().step(ctx)
+
+
+def test_the_rehearsal_names_python_state_a_step_changes():
+    with pytest.raises(AssertionError, match=r"the step changed CountsInPython.updates in Python; a CUDA graph's replay would not"):
+        make(True, objective=CountsInPython()).fit(steps=10)
+
+
 def test_the_rehearsal_catches_a_step_that_reads_a_python_number():
     """The comparisons above can fail: a step that depends on ctx.step replays differently."""
     eager = make(False, objective=ReadsTheStepNumber()).fit(steps=20)
     replayed = make(True, objective=ReadsTheStepNumber()).fit(steps=20)
-    assert replayed.graph_report == "on: 17 of 20 steps replayed 1 captured graph(s)"
+    assert replayed.graph_report == "on: 17 of 20 steps were replays of 1 captured graph"
     with pytest.raises(AssertionError):
         assert_same_run(eager, replayed)

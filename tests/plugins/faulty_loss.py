@@ -7,6 +7,8 @@ from advnets.losses import NonSaturatingLoss
 class FaultyLoss(NonSaturatingLoss):
     """Non-saturating loss that returns NaN at the steps listed, and from ``nan_from`` on."""
 
+    capturable = False  # it counts steps in Python: a CUDA graph's replay would not
+
     def __init__(self, nan_steps: list[int] = (), nan_from: int = -1, where: str = "both"):
         self.nan_steps, self.nan_from, self.where = set(nan_steps), nan_from, where
         self.step = 0  # counts generator updates: one per training step
