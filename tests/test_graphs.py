@@ -229,20 +229,26 @@ def test_the_lecture_recipe_through_the_command_line_replays_its_steps_and_is_th
     common = ["mlp-mnist-lecture", "--data-dir", str(mnist_dir), "--seed", "0", "--steps", "120", "--plugin", str(REHEARSE),
               "--set", "callbacks.rehearse-graphs={}", "--set", "checkpoint.every_steps=50", "--set", "eval.metrics={\"mnist-modes\": {}}",
               "--set", "eval.n_samples=500"]
-    replayed, eager = tmp_path / "replayed", tmp_path / "eager"
+    replayed, eager, resumed = tmp_path / "replayed", tmp_path / "eager", tmp_path / "resumed"
     for out, mode in ((replayed, "auto"), (eager, "off")):
         result = cli("run", *common, "--set", f"trainer.cuda_graphs={mode}", "--out", str(out))
         assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads((replayed / "graphs.json").read_text()) == {"steps": 120, "replayed": 117}
     assert json.loads((eager / "graphs.json").read_text()) == {"steps": 0, "replayed": 0}
-    for step in (50, 100, 120):
+    # stopped at 60 and resumed from its checkpoint file with replays: the optimisers' settings
+    # and the data order come back from the file
+    assert cli("run", *common, "--steps", "60", "--out", str(resumed)).returncode == 0
+    result = cli("run", "--resume", str(resumed), "--steps", "120")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((resumed / "graphs.json").read_text()) == {"steps": 60, "replayed": 57}
+    for step, other in ((50, replayed), (100, replayed), (120, replayed), (120, resumed)):
         a, _ = load_checkpoint(eager / "checkpoints" / f"step-{step:09d}.safetensors")
-        b, _ = load_checkpoint(replayed / "checkpoints" / f"step-{step:09d}.safetensors")
+        b, _ = load_checkpoint(other / "checkpoints" / f"step-{step:09d}.safetensors")
         for part in ("generator", "discriminator", "g_optimizer", "d_optimizer"):
             left, right = dict(flatten(a[part])), dict(flatten(b[part]))
             assert left and left.keys() == right.keys()
-            assert [k for k in left if not torch.equal(left[k], right[k])] == [], (step, part)
-        assert a["progress"] == b["progress"], step
+            assert [k for k in left if not torch.equal(left[k], right[k])] == [], (step, other.name, part)
+        assert a["progress"] == b["progress"], (step, other.name)
     metrics = [(out / "metrics.jsonl").read_text().splitlines() for out in (eager, replayed)]
     strip = [[{k: v for k, v in json.loads(line).items() if k not in ("time", "samples_per_s")} for line in lines] for lines in metrics]
     assert strip[0] == strip[1]  # every training record and the evaluation, number for number
