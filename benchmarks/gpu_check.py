@@ -215,6 +215,37 @@ def schedule(args) -> dict:
     return found
 
 
+def hand_step(device: torch.device, batch: int, compiled: bool = False):
+    """The lecture's MLPs on random data and a hand-written step (D update, G update, fused Adam).
+
+    ``compiled`` runs G and D under ``torch.compile(mode="reduce-overhead")`` (its own CUDA
+    graphs); otherwise the step is written to be captured whole in one CUDA graph.
+    """
+    torch.manual_seed(0)
+    data = torch.rand(60000, 784, device=device) * 2 - 1
+    G, D = mlp(G_WIDTHS, torch.nn.Tanh()).to(device), mlp(D_WIDTHS, None).to(device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=1e-4, fused=True, capturable=not compiled)
+    opt_d = torch.optim.Adam(D.parameters(), lr=1e-4, fused=True, capturable=not compiled)
+    g_run, d_run = (torch.compile(G, mode="reduce-overhead"), torch.compile(D, mode="reduce-overhead")) if compiled else (G, D)
+    ones, zeros = torch.ones(batch, 1, device=device), torch.zeros(batch, 1, device=device)
+
+    def step():
+        if compiled:
+            torch.compiler.cudagraph_mark_step_begin()
+        x = data[torch.randint(0, len(data), (batch,), device=device)]
+        fake = g_run(torch.randn(batch, 64, device=device))
+        d_loss = F.binary_cross_entropy_with_logits(d_run(x), ones) + F.binary_cross_entropy_with_logits(d_run(fake.detach()), zeros)
+        opt_d.zero_grad(set_to_none=compiled)  # a whole-step graph keeps its gradients in place
+        d_loss.backward()
+        opt_d.step()
+        g_loss = F.binary_cross_entropy_with_logits(d_run(fake), ones)
+        opt_g.zero_grad(set_to_none=compiled)
+        g_loss.backward(inputs=list(G.parameters()))
+        opt_g.step()
+
+    return step
+
+
 def graphed_hand_step(args) -> dict:
     """The same MLPs, a hand-written step (D update, G update, fused Adam) captured in one CUDA graph."""
     if args.device.type != "cuda":
@@ -222,25 +253,7 @@ def graphed_hand_step(args) -> dict:
     rows = {}
     for batch in args.batches:
         device = args.device
-        torch.manual_seed(0)
-        data = torch.rand(60000, 784, device=device) * 2 - 1
-        G, D = mlp(G_WIDTHS, torch.nn.Tanh()).to(device), mlp(D_WIDTHS, None).to(device)
-        opt_g = torch.optim.Adam(G.parameters(), lr=1e-4, fused=True, capturable=True)
-        opt_d = torch.optim.Adam(D.parameters(), lr=1e-4, fused=True, capturable=True)
-        ones, zeros = torch.ones(batch, 1, device=device), torch.zeros(batch, 1, device=device)
-
-        def step():
-            x = data[torch.randint(0, len(data), (batch,), device=device)]
-            fake = G(torch.randn(batch, 64, device=device))
-            d_loss = F.binary_cross_entropy_with_logits(D(x), ones) + F.binary_cross_entropy_with_logits(D(fake.detach()), zeros)
-            opt_d.zero_grad(set_to_none=False)
-            d_loss.backward()
-            opt_d.step()
-            g_loss = F.binary_cross_entropy_with_logits(D(fake), ones)
-            opt_g.zero_grad(set_to_none=False)
-            g_loss.backward(inputs=list(G.parameters()))
-            opt_g.step()
-
+        step = hand_step(device, batch)
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
@@ -276,27 +289,7 @@ def graphed_hand_step(args) -> dict:
 def compiled_hand_step(args, batch: int) -> dict:
     """The same hand-written step with G and D under torch.compile(mode="reduce-overhead"), fused Adam eager."""
     device = args.device
-    torch.manual_seed(0)
-    data = torch.rand(60000, 784, device=device) * 2 - 1
-    G, D = mlp(G_WIDTHS, torch.nn.Tanh()).to(device), mlp(D_WIDTHS, None).to(device)
-    opt_g = torch.optim.Adam(G.parameters(), lr=1e-4, fused=True)
-    opt_d = torch.optim.Adam(D.parameters(), lr=1e-4, fused=True)
-    G_c, D_c = torch.compile(G, mode="reduce-overhead"), torch.compile(D, mode="reduce-overhead")
-    ones, zeros = torch.ones(batch, 1, device=device), torch.zeros(batch, 1, device=device)
-
-    def step():
-        torch.compiler.cudagraph_mark_step_begin()
-        x = data[torch.randint(0, len(data), (batch,), device=device)]
-        fake = G_c(torch.randn(batch, 64, device=device))
-        d_loss = F.binary_cross_entropy_with_logits(D_c(x), ones) + F.binary_cross_entropy_with_logits(D_c(fake.detach()), zeros)
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-        g_loss = F.binary_cross_entropy_with_logits(D_c(fake), ones)
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward(inputs=list(G.parameters()))
-        opt_g.step()
-
+    step = hand_step(device, batch, compiled=True)
     started = time.perf_counter()
     for _ in range(20):  # compiles, then records its graphs
         step()
