@@ -125,6 +125,7 @@ class _CudaGraph:
 
     def __init__(self, trainer: AdversarialTrainer, body: Callable[[], None]) -> None:
         self.device = trainer.device
+        batches, cursor = trainer.objective.batches_per_step(trainer.step, trainer), trainer.source.cursor
         with torch.cuda.device(self.device):
             self.graph = torch.cuda.CUDAGraph()
             # The noise stream is not the device's default generator: register it, so that each
@@ -132,10 +133,18 @@ class _CudaGraph:
             self.graph.register_generator_state(trainer._noise_rng)
             with torch.cuda.graph(self.graph, stream=torch.cuda.Stream(self.device)):
                 body()
+        drawn = trainer.source.cursor - cursor
+        if drawn != batches:
+            raise ConfigError(f"the step drew {drawn} batches where batches_per_step says {batches}")
+        # A replay writes the gradients into the tensors the capture made: point .grad at them
+        # again after each replay, for callbacks that read them between steps.
+        self.grads = [(p, p.grad) for group in _param_groups(trainer) for p in group["params"]]
 
     def replay(self, trainer: AdversarialTrainer, body: Callable[[], None]) -> None:
         with torch.cuda.device(self.device):
             self.graph.replay()
+        for param, grad in self.grads:
+            param.grad = grad
 
 
 class Rehearsal:
@@ -245,9 +254,6 @@ class StepGraphs:
             self._last = signature
         self._feed()
         graph.replay(self.trainer, self._captured_body)
-        if self.recorder is _CudaGraph:
-            for param, grad in graph.grads:
-                param.grad = grad
         self.trainer.source.cursor += signature[1]
         self.steps += 1
         self.replayed += 1
@@ -308,9 +314,6 @@ class StepGraphs:
             group["capturable"] = True  # torch's check before a captured optimiser step; fused kernels ignore it
         try:
             graph = self.recorder(trainer, self._captured_body)
-            drawn = trainer.source.cursor - cursor
-            if self.recorder is _CudaGraph and drawn != signature[1]:
-                raise ConfigError(f"the step drew {drawn} batches where batches_per_step says {signature[1]}")
         except Exception as exc:
             # torch leaves its random generators in capture mode after a failed capture, so no
             # eager step may follow in this process: stop, between steps, with the state whole.
@@ -325,9 +328,6 @@ class StepGraphs:
                     group["capturable"] = was
             trainer.source.cursor = cursor  # a capture runs nothing: no batch was drawn
             trainer._step_ok = None
-        # A replay writes the gradients into the tensors the capture made: point .grad at them
-        # again after each replay, for callbacks that read them between steps.
-        graph.grads = [(p, p.grad) for group in groups for p in group["params"]]
         self.graphs[signature] = graph
         self.captured += 1
         return graph
@@ -345,17 +345,17 @@ class StepGraphs:
         main.wait_stream(self._side)
 
 
-def make(trainer: AdversarialTrainer, mode: str, recorder: type | None = None) -> StepGraphs | None:
-    """The run's step graphs, or None (``off``, or ``auto`` where they cannot apply).
+def make(trainer: AdversarialTrainer, mode: str, recorder: type | None = None) -> tuple[StepGraphs | None, str | None]:
+    """The run's step graphs, or None and why not (None with ``off``).
 
     ``on`` where they cannot apply is one line saying why. ``recorder`` replaces
     the CUDA graph (:class:`Rehearsal`, in the tests, on any device).
     """
     if mode == "off":
-        return None
+        return None, None
     reason = why_not(trainer, need_cuda=recorder is None)
-    if reason is not None:
-        if mode == "on":
-            raise ConfigError(f"trainer.cuda_graphs is on, but {reason}")
-        return None
-    return StepGraphs(trainer, mode, recorder or _CudaGraph)
+    if reason is None:
+        return StepGraphs(trainer, mode, recorder or _CudaGraph), None
+    if mode == "on":
+        raise ConfigError(f"trainer.cuda_graphs is on, but {reason}")
+    return None, reason

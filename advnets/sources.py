@@ -104,8 +104,11 @@ class TensorSource:
         return Batch(x, labels)
 
     def _draw_order(self) -> None:
-        order = torch.randperm(len(self._train), generator=self._rng, device=self.device)
-        self.order = order if self._static is None else self._static[2].copy_(order)  # the buffer a replay reads
+        self._keep_order(torch.randperm(len(self._train), generator=self._rng, device=self.device))
+
+    def _keep_order(self, order: Tensor) -> None:
+        """This epoch's order; with static batches, in the buffer a replay reads."""
+        self.order = order if self._static is None else self._static[2].copy_(order)
 
     def new_epoch(self) -> None:
         """The leftover batches wait for the next order."""
@@ -134,7 +137,7 @@ class TensorSource:
             order = torch.empty(len(self._train), dtype=torch.int64, device=self.device)
             self._static = (cursor, torch.arange(self.batch_size, device=self.device), order)
         if self.order is not None:
-            self.order = self._static[2].copy_(self.order)
+            self._keep_order(self.order)
 
     def feed(self) -> None:
         """Before a replay: this epoch's order drawn into its buffer, the cursor written to the device."""
@@ -153,9 +156,9 @@ class TensorSource:
         self.cursor = state["cursor"]
         order = state.get("order")
         # a copy: an in-memory state may hold another source's order buffer, which its next epoch overwrites
-        self.order = None if order is None else order.to(self.device, copy=True)
-        if self.order is not None and self._static is not None:
-            self.order = self._static[2].copy_(self.order)
+        self.order = None
+        if order is not None:
+            self._keep_order(order.to(self.device, copy=True))
 
 
 class _EpochBatches(torch.utils.data.Sampler):

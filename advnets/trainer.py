@@ -824,9 +824,9 @@ class AdversarialTrainer:
         self._in_loop, self._write_failure = False, None
         self._find_hot_callbacks()  # callbacks may have been added since the trainer was built
         self._make_lr_schedulers()
-        self._graphs = graphs.make(self, self.cuda_graphs, self._graph_recorder)
-        if self._graphs is None and self.cuda_graphs != "off":
-            self.graph_report = f"off: {graphs.why_not(self, need_cuda=self._graph_recorder is None)}"
+        self._graphs, why_not = graphs.make(self, self.cuda_graphs, self._graph_recorder)
+        if why_not is not None:
+            self.graph_report = f"off: {why_not}"
         try:
             self._notify("on_fit_start")
             for player in self.players.values():
