@@ -29,7 +29,7 @@ from advnets.schedules import step_decay
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "plugins"))
-from test_gpu import flatten  # noqa: E402
+from test_gpu import assert_same_parts  # noqa: E402
 from test_sync_free import tensors  # noqa: E402
 from test_trainer import Discriminator, Generator  # noqa: E402
 
@@ -187,6 +187,7 @@ def test_a_failed_capture_stops_the_run_with_one_line_that_says_how_to_go_on(mod
     assert torch.equal(eager._noise_rng.get_state(), run._noise_rng.get_state())
 
 
+PARTS = ("generator", "discriminator", "g_optimizer", "d_optimizer")
 REFUSE = HERE / "plugins" / "refuse_capture.py"
 TOY = ["toy-gaussian", "--seed", "0", "--plugin", str(REFUSE), "--set", "callbacks={\"refuse-capture\": {}}",
        "--set", "checkpoint.every_steps=20", "--steps", "40"]
@@ -213,10 +214,7 @@ def test_a_run_whose_capture_fails_keeps_its_steps_and_resumes_with_graphs_off(t
     assert cli("run", *TOY, "--set", "trainer.cuda_graphs=off", "--out", str(straight)).returncode == 0
     a, _ = load_checkpoint(straight / "checkpoints" / "step-000000040.safetensors")
     b, _ = load_checkpoint(stopped / "checkpoints" / "step-000000040.safetensors")
-    for part in ("generator", "discriminator", "g_optimizer", "d_optimizer"):
-        left, right = dict(flatten(a[part])), dict(flatten(b[part]))
-        assert left and left.keys() == right.keys()
-        assert [k for k in left if not torch.equal(left[k], right[k])] == [], part
+    assert_same_parts(a, b, PARTS)
 
 
 REHEARSE = HERE / "plugins" / "rehearse_graphs.py"
@@ -244,10 +242,7 @@ def test_the_lecture_recipe_through_the_command_line_replays_its_steps_and_is_th
     for step, other in ((50, replayed), (100, replayed), (120, replayed), (120, resumed)):
         a, _ = load_checkpoint(eager / "checkpoints" / f"step-{step:09d}.safetensors")
         b, _ = load_checkpoint(other / "checkpoints" / f"step-{step:09d}.safetensors")
-        for part in ("generator", "discriminator", "g_optimizer", "d_optimizer"):
-            left, right = dict(flatten(a[part])), dict(flatten(b[part]))
-            assert left and left.keys() == right.keys()
-            assert [k for k in left if not torch.equal(left[k], right[k])] == [], (step, other.name, part)
+        assert_same_parts(a, b, PARTS, (step, other.name))
         assert a["progress"] == b["progress"], (step, other.name)
     metrics = [(out / "metrics.jsonl").read_text().splitlines() for out in (eager, replayed)]
     strip = [[{k: v for k, v in json.loads(line).items() if k not in ("time", "samples_per_s")} for line in lines] for lines in metrics]
