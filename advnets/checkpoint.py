@@ -47,8 +47,7 @@ def encode_state(tree: Any, tensors: dict[str, torch.Tensor], prefix: str = "") 
     """Replace every tensor in ``tree`` by a reference and collect it into ``tensors``."""
     if isinstance(tree, torch.Tensor):
         name = prefix or "tensor"
-        # A private CPU copy: safetensors refuses tensors that share memory.
-        tensors[name] = tree.detach().to("cpu", copy=True).contiguous()
+        tensors[name] = tree.detach()  # made writable by _for_safetensors
         return {"$tensor": name}
     if isinstance(tree, Mapping):
         if all(isinstance(key, str) for key in tree):
@@ -88,7 +87,25 @@ def save_checkpoint(path: Path, state: Mapping[str, Any], metadata: Mapping[str,
     skeleton = encode_state(dict(state), tensors)
     header = {"format": FORMAT, "state": json.dumps(skeleton)}
     header.update({key: json.dumps(value) for key, value in metadata.items()})
-    write_atomic(Path(path), safetensors.torch.save(tensors, metadata=header))
+    write_atomic(Path(path), safetensors.torch.save(_for_safetensors(tensors), metadata=header))
+
+
+def _for_safetensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors in a form safetensors writes: on the CPU, contiguous, no two sharing memory.
+
+    Only those that are not are copied: safetensors copies every tensor into the file's
+    bytes anyway, so a CPU run's checkpoint costs one copy of its state, not two.
+    """
+    seen: set[int] = set()
+    found = {}
+    for name, tensor in tensors.items():
+        storage = tensor.untyped_storage().data_ptr() if tensor.device.type == "cpu" else None
+        if storage is None or storage in seen or not tensor.is_contiguous():
+            tensor = tensor.to("cpu", copy=True).contiguous()
+            storage = tensor.untyped_storage().data_ptr()
+        seen.add(storage)
+        found[name] = tensor
+    return found
 
 
 def _open_regular_file(path: Path) -> BinaryIO:
