@@ -35,6 +35,8 @@ import argparse
 import json
 import os
 import platform
+import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -77,10 +79,23 @@ def run_gpu_tests(args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "junit.xml"
         env = {**os.environ, "ADVNETS_TEST_MNIST": str(args.data_dir)}
-        command = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-rs", "-p", "no:cacheprovider", f"--junitxml={junit}",
-                   str(REPO / "tests" / "test_gpu.py")]
-        result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=args.test_timeout)
-        print(result.stdout[-4000:], flush=True)
+        # one process (-n 0), in a session of its own, so that a time-out ends it with every child it started
+        command = [sys.executable, "-m", "pytest", "-m", "gpu", "-n", "0", "-v", "-rs", "-p", "no:cacheprovider",
+                   f"--junitxml={junit}", str(REPO / "tests" / "test_gpu.py")]
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True, start_new_session=True)
+        try:
+            output, _ = process.communicate(timeout=args.test_timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
+            print(output[-4000:], flush=True)
+            # no junit file: the verbose lines say which tests ended, and the first one missing is the one that hung
+            cases = {m.group(1): {"outcome": m.group(2).lower()}
+                     for m in re.finditer(r"::(\S+) (PASSED|FAILED|ERROR|SKIPPED)", output)}
+            return {"error": f"the gpu tests ran past --test-timeout {args.test_timeout} s", "cases": cases,
+                    "output_tail": output[-3000:]}
+        print(output[-4000:], flush=True)
         cases = {}
         for case in ET.parse(junit).getroot().iter("testcase"):
             outcome = "passed"
@@ -93,7 +108,7 @@ def run_gpu_tests(args) -> dict:
                     outcome = "skipped"
             cases.setdefault(case.get("name"), {"outcome": outcome, "seconds": float(case.get("time", 0))})
         counts = {o: sum(1 for c in cases.values() if c["outcome"] == o) for o in ("passed", "failed", "skipped")}
-        return {"exit_code": result.returncode, **counts, "cases": cases}
+        return {"exit_code": process.returncode, **counts, "cases": cases}
 
 
 def square_matmul_tflops(device: torch.device, n: int, dtype: torch.dtype, reps: int) -> float:
@@ -334,6 +349,14 @@ def summary(report: dict) -> dict:
     return found
 
 
+def write(report: dict, path: str, started: float) -> None:
+    report["summary"] = summary(report)
+    report["seconds"] = round(time.time() - started, 1)
+    partial = Path(path).with_suffix(".partial")
+    partial.write_text(json.dumps(report, indent=2) + "\n")
+    partial.replace(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", help="folder with MNIST's four IDX .gz files")
@@ -372,9 +395,9 @@ def main() -> None:
     for name, function in PARTS.items():
         if name not in skipped:
             part(report, name, function, args)
-    report["summary"] = summary(report)
-    report["seconds"] = round(time.time() - started, 1)
-    Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+            # written after every part, so a run stopped at its time limit still leaves what it measured
+            write(report, args.json, started)
+    write(report, args.json, started)
     print(json.dumps(report["summary"], indent=2))
     print(f"wrote {args.json} in {report['seconds']:.0f} s")
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-
-import pytest
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -67,3 +66,15 @@ def test_gpu_check_runs_every_part_at_toy_sizes_on_the_cpu(tmp_path, mnist_dir):
     assert report["schedule"]["eager"]["cuda_graphs"] == "off" and report["schedule"]["eager"]["ms_per_step"] > 0
     assert report["graphed_hand_step"] == {"skipped": "CUDA graphs need a CUDA device", "seconds": report["graphed_hand_step"]["seconds"]}
     assert report["summary"]["gpu_tests"].endswith("skipped")
+
+
+def test_gpu_check_reports_tests_that_run_past_their_time_limit(tmp_path):
+    """A hung gpu test must not cost the check's other parts: the pytest run is killed, with its children, and reported."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import gpu_check
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    found = gpu_check.run_gpu_tests(SimpleNamespace(data_dir=tmp_path, test_timeout=1))
+    assert found["error"] == "the gpu tests ran past --test-timeout 1 s"
+    assert found["cases"] == {}  # pytest cannot even collect in a second
