@@ -208,7 +208,10 @@ class Callback:
     ``load_state_dict``; the state is stored under ``state_key`` (default: the
     class name), which must be unique among a run's callbacks and does not depend
     on their order or on the rank. Under torchrun callbacks run on rank 0 only,
-    unless they set ``all_ranks = True``.
+    unless they set ``all_ranks = True``. A callback that scores the model (a probe, an
+    extra metric) sets ``evaluation = True``: with evaluation off (``advnets run
+    --no-eval``, the trainer's ``evaluation=False``) its hooks are not called, and its
+    state, if any, is kept.
 
     Three hooks run inside a step, in the training's own random streams, and only
     for callbacks that override them: ``on_after_backward`` (gradients are in
@@ -220,6 +223,7 @@ class Callback:
 
     state_key: str | None = None
     all_ranks: bool = False
+    evaluation: bool = False
 
     def check(self, trainer: AdversarialTrainer) -> None: ...
 
@@ -324,6 +328,7 @@ class AdversarialTrainer:
         cuda_graphs: ``auto`` captures steps in CUDA graphs where they can be (see
             :mod:`advnets.graphs`) and runs them eagerly elsewhere; ``on`` is an error where they
             cannot; ``off`` never captures.
+        evaluation: False leaves out the hooks of callbacks that declare ``evaluation = True``.
     """
 
     def __init__(
@@ -358,6 +363,7 @@ class AdversarialTrainer:
         k_schedule: list | None = None,
         lr_scheduler: SchedulerMaker | None = None,
         cuda_graphs: str = "auto",
+        evaluation: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -471,7 +477,8 @@ class AdversarialTrainer:
             **(metadata or {}),
         }
         self._clock: tuple[float, int] = (time.perf_counter(), 0)  # (time, step) at the last record
-        self.objective.check(self)
+        with self._own_rng():  # a check that draws (D's dropout, a metric building its network) leaves training's streams alone
+            self.objective.check(self)
         self.steps_per_epoch = self.source.batches_per_epoch // self.objective.batches_per_step(0, self)
         self.check_data_for(self.world_size)
         self._check_state_keys()
@@ -480,6 +487,7 @@ class AdversarialTrainer:
         if cuda_graphs not in graphs.MODES:
             raise ConfigError(f"trainer.cuda_graphs must be one of {', '.join(graphs.MODES)}, got {cuda_graphs!r}")
         self.cuda_graphs = cuda_graphs
+        self.evaluation = evaluation
         if cuda_graphs == "on" and (reason := graphs.why_not(self)) is not None:
             raise ConfigError(f"trainer.cuda_graphs is on, but {reason}")
         self._graphs: graphs.StepGraphs | None = None
@@ -487,8 +495,13 @@ class AdversarialTrainer:
         self._static_step: Tensor | None = None  # the step number on the device, while a step is captured
         self.graph_report = "off" if cuda_graphs == "off" else "not started"
         """What the last fit did with CUDA graphs, in words (shown at the end of a run)."""
-        for callback in self.callbacks:
-            callback.check(self)
+        with self._own_rng():
+            for callback in self.callbacks:
+                callback.check(self)
+
+    def _own_rng(self) -> contextlib.AbstractContextManager:
+        """Torch's global random streams (the CPU's and this device's) as they were, afterwards."""
+        return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [], device_type=self.device.type)
 
     def check_data_for(self, world_size: int) -> None:
         """One line if the training set has fewer samples than one step takes from ``world_size``
@@ -951,6 +964,8 @@ class AdversarialTrainer:
         # penalty's draws in training.
         with torch.random.fork_rng(devices=[]):
             for callback in self.callbacks:
+                if callback.evaluation and not self.evaluation:
+                    continue
                 with self._deferring_write_failures():
                     getattr(callback, hook)(self)
 

@@ -389,3 +389,48 @@ def test_a_callback_drawing_from_the_global_rng_does_not_shift_training():
         torch.manual_seed(3)
         trainer.fit(steps=6)
     assert all(torch.equal(x, y) for x, y in zip(params(quiet.discriminator), params(noisy.discriminator)))
+
+
+def test_checks_before_training_that_draw_from_the_global_rng_do_not_shift_training():
+    """Callbacks' checks run before training (mnist-fid builds its classifier there): eval on or off, the same run."""
+
+    class DrawsInItsCheck(Callback):
+        def check(self, trainer):
+            torch.rand(100)  # a metric building a network with torch's default initialisation
+
+    trained = []
+    for callbacks in ([], [DrawsInItsCheck()]):
+        # the penalty draws from torch's RNG in training; nothing reseeds between building and fitting
+        trainer = make_trainer(seed=8, loss=WassersteinLoss(gradient_penalty=10.0), callbacks=callbacks)
+        trained.append((torch.get_rng_state(), trainer.fit(steps=6)))
+    (state, quiet), (state_checked, checked) = trained
+    assert torch.equal(state, state_checked)
+    assert all(torch.equal(x, y) for x, y in zip(params(quiet.discriminator), params(checked.discriminator)))
+
+
+@pytest.mark.parametrize("evaluation", [True, False])
+def test_callbacks_that_evaluate_stay_quiet_when_evaluation_is_off(evaluation):
+    class Probe(Callback):
+        evaluation = True
+
+        def __init__(self):
+            self.heard = []
+
+        def on_fit_start(self, trainer):
+            self.heard.append("fit_start")
+
+        def on_step_end(self, trainer):
+            self.heard.append("step")
+
+        def on_epoch_end(self, trainer):
+            self.heard.append("epoch")
+
+        def on_fit_end(self, trainer):
+            self.heard.append("fit_end")
+
+    probe, plain = Probe(), Probe()
+    plain.evaluation = False  # an ordinary callback hears everything either way
+    trainer = make_trainer(n=16, callbacks=[probe, plain], evaluation=evaluation)
+    trainer.fit(steps=2)
+    assert plain.heard == ["fit_start", "step", "step", "epoch", "fit_end"]
+    assert probe.heard == (plain.heard if evaluation else [])
