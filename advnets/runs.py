@@ -160,6 +160,8 @@ def build_trainer(
         k_schedule=trainer_config["k_schedule"],
         lr_scheduler=parts.lr_scheduler,
         cuda_graphs=trainer_config["cuda_graphs"],
+        # --no-eval: no interval and no closing evaluation; callbacks that evaluate stay quiet too
+        evaluation=bool(eval_config["every_epochs"] or eval_config["every_steps"] or eval_config["at_end"]),
     )
     trainer.steps_for(steps=trainer_config["steps"], epochs=trainer_config["epochs"])  # checked before any folder exists
     return trainer, checkpointer

@@ -291,3 +291,9 @@ def test_bigan_mnist_runs_through_the_cli_and_logs_the_probe(cli, tmp_path, mnis
     assert accuracies["linear_accuracy_pixels"] > 0.8  # softmax regression on 2,000 images
     assert (run / "reconstructions" / "step_000000006.png").is_file()
     assert "nn_accuracy_encoder" in result.stderr  # the console shows the evaluation
+    # --no-eval leaves the probe out too: it is an evaluation (evaluation = True)
+    result = cli("run", "--resume", str(run), "--steps", "8", "--no-eval", "--plugin", str(shim),
+                 env={"ADVNETS_LOAD_PLUGINS": "mnist", "ADVNETS_DATA_DIR": str(mnist_dir)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["event"] == "eval"] == [6] and records[-1]["step"] == 8

@@ -116,8 +116,10 @@ class FeatureProbe(Callback):
     see the first ``n_train`` labelled training images and are scored on the first
     ``n_test`` test images. The two baselines do not change during a run: they are
     computed once. The random E has the encoder's layers, initialised afresh from
-    ``seed``.
+    ``seed``. An evaluation: ``advnets run --no-eval`` leaves it out.
     """
+
+    evaluation = True
 
     def __init__(
         self,
