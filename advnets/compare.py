@@ -24,7 +24,7 @@ from typing import Any
 
 from .files import write_rendered
 from .errors import AdvnetsError, first_line, writing
-from .plots import is_number, diagnostics_of, eval_keys, evaluations_of, read_metrics
+from .plots import is_number, diagnostics_of, eval_keys, evaluations_of, metrics_path, read_metrics
 
 
 @dataclasses.dataclass
@@ -154,7 +154,7 @@ def read_run(run_dir: Path, label: str | None = None) -> RunSummary:
     train = [r for r in records if r.get("event") == "train" and any(is_number(r.get(k)) for k in diagnostics)]
     evals = [r for r in records if r.get("event") == "eval"]
     if not train and not evals:
-        raise AdvnetsError(f"{run_dir / 'metrics.jsonl'}: no training or evaluation records yet")
+        raise AdvnetsError(f"{metrics_path(run_dir)}: no training or evaluation records yet")
     return RunSummary(label or str(run_dir), run_dir, config, diagnostics, train, evals, damaged, evaluations_of(records))
 
 

@@ -29,6 +29,11 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def plain_file_name(name: str) -> bool:
+    """A file name of the run folder itself: no folder part, not . or .., not empty."""
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
+
+
 def write_atomic(path: Path, data: bytes, what: str = "") -> None:
     """Write ``data`` to ``path`` so that a crash leaves the old file or the new one, never a mix;
     a failure is a :class:`WriteError` naming the path and ``what`` it holds."""

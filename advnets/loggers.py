@@ -25,7 +25,7 @@ from typing import Any
 from torch import Tensor
 
 from .callbacks import Checkpointer
-from .files import append_line, check_file_slot, open_log, write_json_atomic
+from .files import append_line, check_file_slot, open_log, plain_file_name, write_json_atomic
 from .errors import ConfigError, WriteError, first_line, writing
 from .metrics import DIRECTIONS
 from .trainer import AdversarialTrainer, Callback
@@ -58,6 +58,8 @@ class JsonlLogger(Callback):
     """Appends every record to metrics.jsonl, one JSON object per line (read by advnets plot)."""
 
     def __init__(self, filename: str = "metrics.jsonl") -> None:
+        if not isinstance(filename, str) or not plain_file_name(filename):
+            raise ConfigError(f"loggers.jsonl.filename must be a file name in the run folder, with no folder part; got {filename!r}")
         self.filename = filename
         self._fd: int | None = None
 
@@ -97,6 +99,8 @@ class CsvLogger(Callback):
     """Writes metrics-train.csv and metrics-eval.csv, one row per record; columns from each file's first row."""
 
     def __init__(self, prefix: str = "metrics") -> None:
+        if not isinstance(prefix, str) or not plain_file_name(f"{prefix}-train.csv") or prefix.startswith("."):
+            raise ConfigError(f"loggers.csv.prefix must start a file name in the run folder, with no folder part; got {prefix!r}")
         self.prefix = prefix
         self._files: dict[str, tuple[int, list[str]]] = {}
 

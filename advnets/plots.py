@@ -20,13 +20,23 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .files import write_rendered
+from .files import plain_file_name, write_rendered
 from .errors import AdvnetsError
 
 MAX_FRAMES = 60
 MAX_EVAL_PANELS = 4
 NOT_METRICS = ("event", "step", "epoch", "time")
 """Keys of an ``eval`` record that say when it was made, not what it measured."""
+
+
+def metrics_path(run_dir: Path) -> Path:
+    """The run's jsonl log: ``metrics.jsonl``, or the ``loggers.jsonl.filename`` its config.json names."""
+    try:
+        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        name = config["loggers"]["jsonl"]["filename"]
+    except (OSError, ValueError, RecursionError, KeyError, TypeError):
+        name = None
+    return run_dir / (name if isinstance(name, str) and plain_file_name(name) else "metrics.jsonl")
 
 
 def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[int]]:
@@ -36,11 +46,11 @@ def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[int]]:
     skipped; the callers say so. A resumed run repeats the steps after its checkpoint:
     the last record of each (event, step) is kept, and the records come in step order.
     """
-    path = run_dir / "metrics.jsonl"
+    path = metrics_path(run_dir)
     if path.exists() and not path.is_file():
         raise AdvnetsError(f"{path}: not a file ({'a folder' if path.is_dir() else 'a pipe or device'}), so there is nothing to plot")
     if not path.is_file():
-        raise AdvnetsError(f"{run_dir}: no metrics.jsonl to plot (was the jsonl logger on?)")
+        raise AdvnetsError(f"{run_dir}: no {path.name} to plot (was the jsonl logger on?)")
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
@@ -70,7 +80,7 @@ def damaged_note(run_dir: Path, damaged: list[int]) -> str:
     """One line that says which lines of a run's metrics.jsonl were skipped."""
     shown = ", ".join(map(str, damaged[:10])) + (", ..." if len(damaged) > 10 else "")
     lines = "line" if len(damaged) == 1 else f"{len(damaged)} lines"
-    return f"note: {run_dir / 'metrics.jsonl'}: skipped damaged {lines} ({shown})"
+    return f"note: {metrics_path(run_dir)}: skipped damaged {lines} ({shown})"
 
 
 def diagnostics_of(records: list[dict[str, Any]], equilibrium: float | None) -> dict[str, dict[str, Any]]:

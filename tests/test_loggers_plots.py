@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -47,6 +48,19 @@ def test_a_chosen_logger_runs_beside_jsonl(tmp_path):
     assert loggers == {"jsonl": {"filename": "metrics.jsonl"}, "csv": {"prefix": "metrics"}}
     assert (out / "metrics.jsonl").exists() and (out / "metrics-train.csv").exists()
     assert (out / "training.png").exists()  # the pictures are drawn from metrics.jsonl, always written
+
+
+def test_a_renamed_jsonl_log_is_what_the_plots_and_compare_read(tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, [*TOY, "--steps", "20", "--out", str(out), "--set", "loggers.jsonl.filename=log.jsonl"])
+    assert result.exit_code == 0, result.output
+    assert (out / "log.jsonl").is_file() and not (out / "metrics.jsonl").exists()
+    assert (out / "training.png").is_file()  # drawn from log.jsonl at the end of the run
+    (out / "training.png").unlink()
+    assert runner.invoke(app, ["plot", str(out)]).exit_code == 0 and (out / "training.png").is_file()
+    shutil.copytree(out, tmp_path / "copy")
+    compared = runner.invoke(app, ["compare", str(out), str(tmp_path / "copy"), "--no-plot"])
+    assert compared.exit_code == 0, compared.output
 
 
 def short_mnist_run(out, mnist_dir, steps: int, *settings: str) -> None:
