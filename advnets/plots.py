@@ -154,22 +154,20 @@ def plot_training(records: list[dict[str, Any]], path: Path, equilibrium: float 
         raise AdvnetsError(f"{path.parent}: no training records to plot yet")
     shown = headline_keys(records)
     directions = evaluations_of(records)
-    columns = 2 + len(shown)
+    losses = {k: v for k, v in diagnostics.items() if v.get("panel") == "losses"}
+    outputs = {k: v for k, v in diagnostics.items() if v.get("panel") == "outputs"}  # an objective may report none
+    panels = [(title, entries) for title, entries in (("losses", losses), ("what D says", outputs)) if entries]
+    columns = max(len(panels) + len(shown), 1)
     fig, axes = plt.subplots(1, columns, figsize=(4.6 * columns, 3.6), squeeze=False)
     steps = [r["step"] for r in train]
 
-    ax = axes[0][0]
-    _draw_panel(ax, steps, train, {k: v for k, v in diagnostics.items() if v.get("panel") == "losses"})
-    ax.set_title("losses", fontsize=10)
+    for ax, (panel, entries) in zip(axes[0], panels):
+        _draw_panel(ax, steps, train, entries)
+        if entries is outputs and all(v.get("equilibrium") == 0.5 for v in outputs.values()):
+            ax.set_ylim(0, 1)  # probabilities
+        ax.set_title(panel, fontsize=10)
 
-    ax = axes[0][1]
-    outputs = {k: v for k, v in diagnostics.items() if v.get("panel") == "outputs"}
-    _draw_panel(ax, steps, train, outputs)
-    if all(v.get("equilibrium") == 0.5 for v in outputs.values()) and outputs:
-        ax.set_ylim(0, 1)  # probabilities
-    ax.set_title("what D says", fontsize=10)
-
-    for ax, key in zip(axes[0][2:], shown):
+    for ax, key in zip(axes[0][len(panels):], shown):
         points = [(r["step"], r[key]) for r in evals if key in r]
         ax.plot([p[0] for p in points], [p[1] for p in points], "o-", color="#9467bd", lw=1.2, ms=3)
         ax.set_xlabel("step")

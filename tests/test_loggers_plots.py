@@ -167,3 +167,20 @@ def test_records_of_a_resumed_run_count_once(tmp_path):
 def test_plot_of_a_folder_without_metrics(tmp_path):
     result = runner.invoke(app, ["plot", str(tmp_path)])
     assert result.exit_code == 2 and "no metrics.jsonl" in result.stderr
+
+
+@pytest.mark.parametrize("panels, columns", [(["losses"], 2), (["losses", "outputs"], 3), (["norms"], 1)])  # + the evaluation's
+def test_the_training_plot_draws_only_the_panels_the_objective_reports(tmp_path, panels, columns):
+    """An objective without D's outputs (docs/examples/latent_regression.py) gets no empty panel and no warning."""
+    import warnings
+
+    from advnets.plots import plot_training
+
+    described = {f"x_{panel}": {"label": panel, "equilibrium": None, "panel": panel} for panel in panels}
+    records = [{"event": "diagnostics", "step": 0, "diagnostics": described}]
+    records += [{"event": "train", "step": s, **{key: 1.0 / s for key in described}} for s in (10, 20, 30)]
+    records += [{"event": "eval", "step": 30, "score": 0.5}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's "No artists with labels found to put in legend"
+        plot_training(records, tmp_path / "training.png")
+    assert Image.open(tmp_path / "training.png").width == round(4.6 * 110 * columns)
