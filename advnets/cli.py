@@ -168,6 +168,8 @@ def _plugins(files: list[Path] | None, source: Path | None = None):
             for note in notes:
                 err_console.print(f"advnets: {note}", markup=False, highlight=False)
     plugins = load_plugins([*(files or ()), *extra])
+    if plugins.filter_note:
+        err_console.print(f"advnets: warning: {plugins.filter_note}", markup=False, highlight=False)
     for info in plugins.errors:
         err_console.print(f"advnets: warning: plugin {info.name!r} not loaded: {info.error}")
     return plugins

@@ -63,6 +63,8 @@ class Plugins:
     manager: pluggy.PluginManager
     registry: Registry
     infos: list[PluginInfo]
+    filter_note: str = ""
+    """Names in ``ADVNETS_LOAD_PLUGINS`` that no installed plugin has (a typo, or one not installed here)."""
 
     @property
     def errors(self) -> list[PluginInfo]:
@@ -96,15 +98,17 @@ def _import_file(path: Path) -> object:
     return module
 
 
-def _selected_entry_points(environ: Mapping[str, str]) -> tuple[list[metadata.EntryPoint], list[str]]:
-    """The installed plugins to load, and the names of those ``ADVNETS_LOAD_PLUGINS`` leaves out."""
+def _selected_entry_points(environ: Mapping[str, str]) -> tuple[list[metadata.EntryPoint], list[str], list[str]]:
+    """The installed plugins to load, the names of those ``ADVNETS_LOAD_PLUGINS`` leaves out,
+    and the names it gives that no installed plugin has."""
     points = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
     wanted = environ.get(LOAD_FILTER_VAR)
     if wanted is None:
-        return points, []
+        return points, [], []
     names = {n.strip() for n in wanted.split(",") if n.strip()}
+    known = {ep.name for ep in points} | {ep.dist.name for ep in points if ep.dist is not None}
     chosen = [ep for ep in points if ep.name in names or (ep.dist is not None and ep.dist.name in names)]
-    return chosen, [ep.name for ep in points if ep not in chosen]
+    return chosen, [ep.name for ep in points if ep not in chosen], sorted(names - known)
 
 
 def plugin_file_paths(paths: Iterable[str | os.PathLike[str]], environ: Mapping[str, str]) -> list[Path]:
@@ -149,7 +153,7 @@ def load_plugins(
 
     attach(CORE_PLUGIN, builtins, PluginInfo(CORE_PLUGIN, "core", builtins.__name__, _version("advnets")), True)
 
-    selected, left_out = _selected_entry_points(environ)
+    selected, left_out, unknown = _selected_entry_points(environ)
     for ep in selected:
         dist = ep.dist
         info = PluginInfo(
@@ -180,8 +184,17 @@ def load_plugins(
 
     manager.check_pending()
     registry = Registry()
+    filter_note = ""
+    if unknown:
+        installed = sorted({ep.name for ep in selected} | set(left_out))
+        filter_note = (
+            f"{LOAD_FILTER_VAR} names {', '.join(map(repr, unknown))}, which no installed plugin is called "
+            f"(installed: {', '.join(installed) or 'none'})"
+        )
     if left_out:  # an unknown name may be one of theirs: its error says which plugins were not loaded
         registry.hint = f"{LOAD_FILTER_VAR} left out the installed plugins {', '.join(left_out)}"
+        if filter_note:
+            registry.hint += f"; it names {', '.join(map(repr, unknown))}, which no installed plugin is called"
     for info in infos:
         if info.error:
             continue
@@ -200,7 +213,7 @@ def load_plugins(
         for component in components:
             registry.add(component)
         info.components = len(components)
-    return Plugins(manager, registry, infos)
+    return Plugins(manager, registry, infos, filter_note)
 
 
 def _collect(manager: pluggy.PluginManager, plugin_name: str) -> list[Component]:

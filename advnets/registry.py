@@ -359,9 +359,10 @@ class Registry:
 
     def _check_kind(self, kind: str) -> None:
         if kind not in self.kinds():
+            hint = f" ({self.hint})" if self.hint else ""
             raise ConfigError(
                 f"unknown component kind {kind!r}{close_matches(kind, self.kinds())}; "
-                f"kinds: {', '.join(self.kinds())}"
+                f"kinds: {', '.join(self.kinds())}{hint}"
             )
 
     def get(self, kind: str, name: str) -> Component:

@@ -6,8 +6,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from advnets import ConfigError, PluginError
+from advnets.cli import app
 from advnets.plugins import load_plugins
 
 GOOD = '''
@@ -95,6 +97,19 @@ def test_load_filter_variable(tmp_path):
     with pytest.raises(ConfigError) as unfiltered:
         load_plugins(environ={}).registry.get("metric", "no-such-metric")
     assert "left out" not in str(unfiltered.value)
+    assert load_plugins(environ={"ADVNETS_LOAD_PLUGINS": "mnist,advnets"}).filter_note == ""
+
+
+def test_a_name_in_the_load_filter_that_no_plugin_has_is_said(tmp_path):
+    """A typo in ADVNETS_LOAD_PLUGINS: a warning on every command, and the errors it leads to name it."""
+    plugins = load_plugins(environ={"ADVNETS_LOAD_PLUGINS": "mnist,gausian"})
+    assert plugins.filter_note.startswith("ADVNETS_LOAD_PLUGINS names 'gausian', which no installed plugin is called (installed: ")
+    assert "gaussian" in plugins.filter_note
+    result = CliRunner().invoke(app, ["run", "toy-gaussian", "--out", str(tmp_path / "run")], env={"ADVNETS_LOAD_PLUGINS": "gausian"})
+    assert result.exit_code == 2
+    warning, error = result.stderr.strip().splitlines()
+    assert warning == f"advnets: warning: {load_plugins(environ={'ADVNETS_LOAD_PLUGINS': 'gausian'}).filter_note}"
+    assert error.startswith("error: unknown component kind 'preset'") and "names 'gausian', which no installed plugin" in error
 
 
 def test_plugin_files_from_option_and_variable(tmp_path):
