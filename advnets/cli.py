@@ -598,10 +598,23 @@ def config_(
     preset: Annotated[str, typer.Argument(help="A preset, or a config file (.json, .yaml, .yml, .toml).")],
     set_: Sets = None,
     plugin: PluginFiles = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", metavar="",
+            help="Also build the run as `advnets run` would (its data, networks, optimizers and callbacks' checks), "
+            "so that values out of range are errors too; nothing is trained or written.",
+        ),
+    ] = False,
 ) -> None:
-    """Print the configuration `advnets run` would train, resolved and checked, as JSON (nothing is built)."""
+    """Print the configuration `advnets run` would train, resolved, as JSON: names and types checked; --check builds it."""
     source = Path(preset) if Path(preset).is_file() else None
-    config = _resolve(_plugins(plugin, source).registry, preset, _overrides(set_, {}), draw_seed=False)
+    registry = _plugins(plugin, source).registry
+    config = _resolve(registry, preset, _overrides(set_, {}), draw_seed=False)
+    if check:
+        from .runs import check_config
+
+        check_config(registry, config)
     print(json.dumps(config, indent=2))
 
 

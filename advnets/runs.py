@@ -287,7 +287,14 @@ def check_start(registry: Registry, config: dict[str, Any], out: str | os.PathLi
     """Everything :func:`start_run` checks, for a job of ``world_size`` processes torchrun is about to
     start (built here as one process, then checked for the data all of them take): nothing is written."""
     new_run_dir(out, folder_prefix(registry, config.get("preset")))
-    trainer, _ = build_trainer(registry, {**config, "run_id": uuid.uuid4().hex}, Path(os.devnull))
+    check_config(registry, config, world_size)
+
+
+def check_config(registry: Registry, config: dict[str, Any], world_size: int = 1) -> None:
+    """Build the run of ``config`` as :func:`start_run` would, data and callbacks' checks included,
+    for ``world_size`` processes; nothing is trained or written."""
+    seed = 0 if config.get("seed") is None else config["seed"]  # `advnets config` leaves the seed to draw
+    trainer, _ = build_trainer(registry, {**config, "seed": seed, "run_id": uuid.uuid4().hex}, Path(os.devnull))
     trainer.check_data_for(world_size)
 
 

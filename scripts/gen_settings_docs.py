@@ -26,7 +26,9 @@ values over them; a config file (`advnets run FILE`) or `--set KEY=VALUE` (in th
 order given) change them further. `advnets config PRESET --set ...` prints the
 result, and every run writes it to `config.json`. Each value is checked against
 the type of its default; a wrong one stops the run before it starts, with one
-line on stderr and exit code 2.
+line on stderr and exit code 2. Ranges (k >= 1, a positive learning rate) are
+checked when the run is built: `advnets config PRESET --check` builds it as
+`advnets run` would, without training or writing anything.
 """
 
 SLOTS_TEXT = """\

@@ -398,6 +398,21 @@ def test_config_prints_what_run_would_train():
     assert config["generator"] == {"name": "toy-mlp", "latent_dim": 1, "hidden": [64, 64]}
 
 
+@pytest.mark.parametrize("setting, message", [
+    ("trainer.k=0", "k (discriminator steps per generator step) must be >= 1, got 0"),
+    ("g_optimizer.lr=-1", "lr must be > 0, got -1.0"),
+    ("trainer.noise=cauchy", "noise must be one of normal, uniform, got 'cauchy'"),
+    ("eval.best=nosuch", "eval.best is 'nosuch', but the metrics report only"),
+])
+def test_config_check_builds_the_run_and_refuses_what_run_refuses(setting, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert invoke("config", "toy-gaussian", "--set", setting).exit_code == 0  # types only: the value is an int, a float...
+    checked = invoke("config", "toy-gaussian", "--set", setting, "--check")
+    assert checked.exit_code == 2 and checked.stderr.startswith("error: ") and message in checked.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    assert json.loads(invoke("config", "toy-gaussian", "--check").stdout)["preset"] == "toy-gaussian"
+
+
 PARTIAL = {
     "json": '{"preset": "toy-gaussian", "seed": 5, "trainer": {"steps": 20}, "loss": "hinge", "callbacks": {}}',
     "yaml": "preset: toy-gaussian\nseed: 5\ntrainer:\n  steps: 20\nloss: hinge\ncallbacks: {}\n",
