@@ -809,11 +809,12 @@ def plot(
 ) -> None:
     """Draw a run's pictures: training.png (losses, D(x), D(G(z)), evaluations) and samples.gif."""
     from .config import load_config_file
+    from .files import no_run_folder
     from .plots import damaged_note, evaluations_of, plot_run, read_metrics
     from .registry import settings_of
 
     if not run_dir.is_dir():
-        raise ConfigError(f"{run_dir}: no such run folder")
+        raise ConfigError(no_run_folder(run_dir, "plot"))
     records, damaged = read_metrics(run_dir)
     if damaged:
         err_console.print(damaged_note(run_dir, damaged), markup=False)

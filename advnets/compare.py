@@ -22,7 +22,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .files import write_rendered
+from .files import no_run_folder, write_rendered
 from .errors import AdvnetsError, first_line, writing
 from .plots import is_number, diagnostics_of, eval_keys, evaluations_of, metrics_path, read_metrics
 
@@ -139,7 +139,7 @@ def read_run(run_dir: Path, label: str | None = None) -> RunSummary:
     """A run folder's configuration and records; bad input raises an AdvnetsError naming the file."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise AdvnetsError(f"{run_dir}: no such run folder")
+        raise AdvnetsError(no_run_folder(run_dir, "compare"))
     path = run_dir / "config.json"
     if not path.is_file():
         raise AdvnetsError(f"{run_dir}: not a run folder (no config.json)")

@@ -36,7 +36,7 @@ from .checkpoint import (
     step_checkpoints,
 )
 from .config import MAPS, SLOTS, load_config_file, resolve
-from .files import write_json_atomic
+from .files import no_run_folder, write_json_atomic
 from .data import Data
 from .errors import AdvnetsError, CheckpointError, ConfigError, first_line
 from .objectives import Objective
@@ -174,7 +174,9 @@ def new_run_dir(out: str | os.PathLike[str] | None, preset: str | None, check: b
     """
     if out is not None:
         path = Path(out)
-        if check and path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if check and path.exists() and not path.is_dir():
+            raise ConfigError(f"output folder {path} is a file; choose another output folder (--out)")
+        if check and path.exists() and any(path.iterdir()):
             runlock.check_free(path)  # a live run's folder: say so rather than "not empty"
             raise ConfigError(f"output folder {path} already exists and is not empty; choose another output folder (--out), or resume the run in it")
     else:
@@ -353,7 +355,7 @@ def resume_run(
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise CheckpointError(f"{run_dir}: no such run folder")
+        raise CheckpointError(no_run_folder(run_dir, "--resume"))
     main = distributed.is_main()
     if check_world_size is not None:
         runlock.check_free(run_dir)

@@ -132,6 +132,12 @@ def fifo_checkpoint(tmp: Path, request: pytest.FixtureRequest) -> list[str]:
     return [str(tmp / "old-run")]
 
 
+def checkpoint_file(tmp: Path, request: pytest.FixtureRequest) -> list[str]:
+    """A good run folder, named by its checkpoint file instead of the folder."""
+    run = broken_checkpoint(lambda s, m: None)(tmp, request)[0]
+    return [str(Path(run) / "checkpoints" / BROKEN_SOURCE[0].name)]
+
+
 def empty_run(tmp: Path, request: pytest.FixtureRequest) -> list[str]:
     (tmp / "old-run" / "checkpoints").mkdir(parents=True)
     return [str(tmp / "old-run")]
@@ -175,6 +181,7 @@ TABLE: dict[str, list[tuple]] = {
     "names": [
         ("unknown preset", ["run", "mlp-mnst"], "unknown preset 'mlp-mnst' (did you mean: mlp-mnist, mlp-mnist-fast, mlp-mnist-lecture", None),
         ("unknown generator", [*RUN, "--set", "generator=mpl"], "unknown generator 'mpl' (did you mean: mlp?)", None),
+        ("components of an unknown plugin", ["list", "components", "--from", "mnst"], "no loaded plugin is called 'mnst' (did you mean: mnist?)", None),
         ("unknown loss", [*RUN, "--set", "loss=hing"], "unknown loss 'hing' (did you mean: hinge?)", None),
         ("unknown optimizer", [*RUN, "--set", "g_optimizer=adma"], "unknown optimizer 'adma' (did you mean: adam?)", None),
         ("unknown callback", [*RUN, "--set", "callbacks.figure-2={}"], "unknown callback 'figure-2' (did you mean: figure-1?)", None),
@@ -381,6 +388,7 @@ TABLE: dict[str, list[tuple]] = {
         ("sample another model shape", ["sample"], "does not fit the generator its config builds", broken_checkpoint(other_shape)),
         ("sample a pickle", ["sample"], "not a safetensors file", raw_checkpoint(b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94.")),
         ("eval a run without checkpoints", ["eval"], "no loadable checkpoint", empty_run),
+        ("resume a checkpoint file", ["run", "--resume"], "step-000000010.safetensors: a checkpoint file, not a run folder; --resume takes the run folder", checkpoint_file),
         ("plot a run without metrics", ["plot"], "no metrics.jsonl to plot", empty_run),
     ],
     "side files": [
@@ -404,6 +412,7 @@ TABLE: dict[str, list[tuple]] = {
     ],
     "output files": [
         ("output folder not empty", [*RUN], "already exists and is not empty", nonempty_out),
+        ("output folder is a file", [*RUN, "--out", "notes.txt"], "output folder notes.txt is a file; choose another output folder (--out)", existing("notes.txt", "mine")),
         ("output folder under a file", [*RUN, "--out", "/etc/passwd/run"], "cannot create output folder /etc/passwd/run", None),
         ("sample to a text file", ["sample", "--out", "x.txt"], "cannot write x.txt: use a .png or .safetensors file name", broken_checkpoint(lambda s, m: None)),
         ("sample into a missing folder", ["sample", "--out", "nowhere/x.png"], "folder nowhere does not exist", broken_checkpoint(lambda s, m: None)),
