@@ -339,8 +339,11 @@ def _resolve_players(registry: Registry, config: dict[str, Any]) -> None:
         ema_start = check_value(f"players.{name}.ema_start", entry.get("ema_start", 0), 0)
         ema_warmup = check_value(f"players.{name}.ema_warmup", entry.get("ema_warmup", 0), 0)
         resolved[name] = {
-            "module": {"name": module["name"], **registry.params(name, module["name"], **settings_of(module))},
-            "optimizer": {"name": optimizer["name"], **registry.params("optimizer", optimizer["name"], **settings_of(optimizer))},
+            "module": {"name": module["name"], **registry.params_at(f"players.{name}.module", name, module["name"], settings_of(module))},
+            "optimizer": {
+                "name": optimizer["name"],
+                **registry.params_at(f"players.{name}.optimizer", "optimizer", optimizer["name"], settings_of(optimizer)),
+            },
             "ema_decay": ema_decay,
             "ema_start": ema_start,
             "ema_warmup": ema_warmup,
@@ -394,7 +397,7 @@ def _resolve_slot(registry: Registry, config: dict[str, Any], slot: str) -> None
     if not isinstance(entry, dict) or "name" not in entry:
         raise ConfigError(f"no {slot} chosen: give a preset that sets one, or --set {slot}=NAME")
     settings = settings_of(entry)
-    config[slot] = {"name": entry["name"], **registry.params(SLOTS[slot], entry["name"], **settings)}
+    config[slot] = {"name": entry["name"], **registry.params_at(slot, SLOTS[slot], entry["name"], settings)}
 
 
 def _resolve_map(registry: Registry, config: dict[str, Any], prefix: tuple[str, ...], kind: str) -> None:
@@ -402,7 +405,8 @@ def _resolve_map(registry: Registry, config: dict[str, Any], prefix: tuple[str, 
     for key in prefix[:-1]:
         node = node[key]
     entries = node[prefix[-1]] or {}
-    node[prefix[-1]] = {name: registry.params(kind, name, **(settings or {})) for name, settings in entries.items()}
+    where = ".".join(prefix)
+    node[prefix[-1]] = {name: registry.params_at(f"{where}.{name}", kind, name, settings or {}) for name, settings in entries.items()}
 
 
 def resolve(

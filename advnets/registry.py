@@ -393,6 +393,10 @@ class Registry:
         """The settings ``build`` would pass to the factory; a nested setting as its complete config table."""
         return self._params(kind, name, overrides, kind, 0)
 
+    def params_at(self, path: str, kind: str, name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """:meth:`params` for the component in the configuration's slot ``path`` (``g_optimizer``), which errors name."""
+        return self._params(kind, name, overrides, path, 0)
+
     def _params(self, kind: str, name: str, overrides: Mapping[str, Any], path: str, depth: int) -> dict[str, Any]:
         if depth > MAX_NESTING:
             raise ConfigError(f"{path}: components nested more than {MAX_NESTING} deep")

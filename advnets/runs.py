@@ -14,11 +14,12 @@ is built *before* the run folder is made, so a failed start leaves nothing behin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,8 @@ def build_components(registry: Registry, config: dict[str, Any]) -> Components:
     torch.manual_seed(config["seed"])
     built = {}
     for slot, kind in SLOTS.items():
-        settings = settings_of(config[slot])
-        built[slot] = registry.build(kind, config[slot]["name"], **settings)
+        with _in_slot(slot):
+            built[slot] = registry.build(kind, config[slot]["name"], **settings_of(config[slot]))
     for slot in ("generator", "discriminator"):
         if not isinstance(built[slot], torch.nn.Module):
             raise ConfigError(f"{slot} {config[slot]['name']!r} did not build a torch.nn.Module")
@@ -81,12 +82,26 @@ def build_components(registry: Registry, config: dict[str, Any]) -> Components:
         raise ConfigError(f"objective {config['objective']['name']!r} did not build an advnets.Objective")
     players = {}
     for name, entry in config.get("players", {}).items():
-        module = registry.build(name, entry["module"]["name"], **settings_of(entry["module"]))
+        with _in_slot(f"players.{name}.module"):
+            module = registry.build(name, entry["module"]["name"], **settings_of(entry["module"]))
         if not isinstance(module, torch.nn.Module):
             raise ConfigError(f"players.{name}: {name} {entry['module']['name']!r} did not build a torch.nn.Module")
-        optimizer = registry.build("optimizer", entry["optimizer"]["name"], **settings_of(entry["optimizer"]))
+        with _in_slot(f"players.{name}.optimizer"):
+            optimizer = registry.build("optimizer", entry["optimizer"]["name"], **settings_of(entry["optimizer"]))
         players[name] = PlayerSpec(module, optimizer, entry["ema_decay"], entry["ema_start"], entry["ema_warmup"])
     return Components(**built, players=players)
+
+
+@contextlib.contextmanager
+def _in_slot(slot: str) -> Iterator[None]:
+    """A component's own error, said with the slot it fills (``g_optimizer: adam: lr must be > 0``)."""
+    try:
+        yield
+    except ConfigError as exc:
+        text = str(exc)
+        if text.startswith((slot, slot.replace("_", " "), "no ", "unknown ")):
+            raise
+        raise ConfigError(f"{slot}: {text}") from None
 
 
 @dataclasses.dataclass
