@@ -249,6 +249,8 @@ TABLE: dict[str, list[tuple]] = {
         ("zero checkpoints kept", [*RUN, "--set", "checkpoint.keep=0"], "checkpoint.keep must be >= 1", None),
         ("negative interval", [*RUN, "--set", "checkpoint.every_steps=-1"], "every_epochs and every_steps must be >= 0", None),
         ("ema decay 1", [*RUN, "--set", "trainer.ema_decay=1.0"], "ema_decay must be in [0, 1)", None),
+        ("negative sample seed", ["sample", "--seed", "-1"], "--seed must be in [0, 2**63), got -1", broken_checkpoint(lambda s, m: None)),
+        ("eval seed of 2**63", ["eval", "--seed", str(2**63)], f"--seed must be in [0, 2**63), got {2**63}", broken_checkpoint(lambda s, m: None)),
         ("float16 on the CPU", [*RUN, "--set", "trainer.precision=16", "--device", "cpu"], "needs CUDA; on cpu use bf16", None),
         ("unknown cuda_graphs", [*RUN, "--set", "trainer.cuda_graphs=yes"], "trainer.cuda_graphs must be one of auto, on, off, got 'yes'", None),
         ("jsonl log outside the run folder", [*RUN, "--set", "loggers.jsonl.filename=../../escape.jsonl"], "loggers.jsonl.filename must be a file name in the run folder, with no folder part; got '../../escape.jsonl'", None),
