@@ -263,7 +263,7 @@ def comparison_table(comparison: Comparison) -> Any:
     directed = False
     for key in dict.fromkeys(key for run in runs for key in run.eval_keys):
         summaries = [run.evaluated(key) if key in run.eval_keys else None for run in runs]
-        row(f"{key} at the end", [_at(s and s.final) for s in summaries])
+        row(f"{key} last evaluated", [_at(s and s.final) for s in summaries])  # not always at the last step
         if any(s is not None and s.mode for s in summaries):
             directed = True
             row(f"{key} best", ["-" if s is None or s.best is None else f"{_at(s.best)}, {s.mode}" for s in summaries])

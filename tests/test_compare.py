@@ -88,7 +88,7 @@ def test_compare_reads_final_and_best_values_and_takes_best_from_the_runs_eval_m
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]] for line in table.stdout.splitlines() if line.count("│") == 4}
     assert rows["preset"] == ["toy-gaussian", "mlp-mnist"] and rows["steps"] == ["30 (epoch 0.3)", "30 (epoch 0.3)"]
     assert rows["d_loss"] == ["1.2", "0.7"]
-    assert rows["parzen at the end"] == ["120 (step 30)", "-"] and rows["parzen best"] == ["140 (step 20), max", "-"]
+    assert rows["parzen last evaluated"] == ["120 (step 30)", "-"] and rows["parzen best"] == ["140 (step 20), max", "-"]
     assert rows["w1 best"] == ["-", "0.2 (step 20), min"]
     # a number with a direction shows its best; lowest / highest only where the run does not say
     assert rows["w1 lowest / highest"] == ["0.4 (step 20) / 0.9 (step 10)", "-"]
@@ -205,7 +205,7 @@ def test_compare_two_real_runs_through_the_cli(tmp_path, cli, toy_run):
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]] for line in result.stdout.splitlines() if line.count("│") == 4}
     for key in ("d_loss", "g_loss", "d_grad_norm"):
         assert rows[key] == [f"{last[first][key]:.5g}", f"{last[second][key]:.5g}"]
-    assert rows["w1 at the end"] == [f"{evals[run][-1]['w1']:.5g} (step 30)" for run in (first, second)]
+    assert rows["w1 last evaluated"] == [f"{evals[run][-1]['w1']:.5g} (step 30)" for run in (first, second)]
     best = min(evals[second], key=lambda r: r["w1"])
     only = evals[first][-1]  # the first run evaluated once; gaussian-w1 declares lower is better
     assert rows["w1 best"] == [f"{only['w1']:.5g} (step 30), min", f"{best['w1']:.5g} (step {best['step']}), min"]
