@@ -32,6 +32,7 @@ script cannot rot between GPU sessions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -167,6 +168,38 @@ def timed_fit(run: TrainerRun, steps: int) -> float:
     return marks[first + steps] - marks[first]
 
 
+@contextlib.contextmanager
+def epoch_end_clock(run: TrainerRun):
+    """Seconds each callback spends in ``on_epoch_end`` (a checkpoint, a sample grid), per callback.
+
+    The device is synchronised before each call, so that the steps queued before it (a
+    replayed graph returns at once) are not charged to the first copy to the host.
+    """
+    spent: dict[str, list[float]] = {}
+    originals = []
+    for callback in run.trainer.callbacks:
+        hook = callback.on_epoch_end
+        name = type(callback).__name__
+
+        def timed(trainer, hook=hook, name=name):
+            sync(run.device)
+            start = time.perf_counter()
+            hook(trainer)
+            sync(run.device)
+            spent.setdefault(name, []).append(time.perf_counter() - start)
+
+        originals.append((callback, vars(callback).get("on_epoch_end")))
+        callback.on_epoch_end = timed
+    try:
+        yield spent
+    finally:
+        for callback, own in originals:
+            if own is None:
+                del callback.on_epoch_end  # the class's hook again
+            else:
+                callback.on_epoch_end = own
+
+
 VARIANTS = {"": ("32", "auto"), " eager": ("32", "off"), " bf16": ("bf16", "auto")}
 """Throughput rows per batch: name suffix -> (precision, trainer.cuda_graphs)."""
 
@@ -211,9 +244,11 @@ def schedule(args) -> dict:
             epochs = SCHEDULE_EPOCHS if args.full_schedule and graphs == "auto" else args.schedule_epochs
             steps = min(total, epochs * per_epoch) if not args.smoke else 60
             run.trainer.fit(steps=20)  # warm-up
-            seconds = timed_fit(run, steps)
+            with epoch_end_clock(run) as spent:
+                seconds = timed_fit(run, steps)
         finally:
             run.close()
+        ends = {name: statistics.median(times) for name, times in spent.items() if statistics.median(times) >= 1e-4}
         result = {
             "epochs": SCHEDULE_EPOCHS, "batch": SCHEDULE_BATCH, "steps": total, "steps_timed": steps,
             "seconds_timed": seconds, "ms_per_step": seconds / steps * 1e3,
@@ -221,8 +256,13 @@ def schedule(args) -> dict:
             "extrapolated": steps < total,
             "cuda_graphs": run.trainer.graph_report,
             "note": "checkpoints, sample grids, progress and metrics log on, as `advnets run` has them; evaluation off",
+            # what one epoch's end costs, by callback (median over the epochs timed): the share of the
+            # schedule that is not steps
+            "epoch_end_seconds": ends,
+            "epoch_end_share": sum(ends.values()) * (steps / run.trainer.steps_per_epoch) / seconds,
         }
-        print(f"  cuda_graphs {graphs}: {result['ms_per_step']:.3f} ms/step, {result['cuda_graphs']}", flush=True)
+        where = ", ".join(f"{name} {t:.3f} s" for name, t in ends.items()) or "none timed"
+        print(f"  cuda_graphs {graphs}: {result['ms_per_step']:.3f} ms/step, {result['cuda_graphs']}; each epoch's end: {where}", flush=True)
         if graphs == "auto":
             found.update(result)
         else:

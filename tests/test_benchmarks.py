@@ -64,6 +64,7 @@ def test_gpu_check_runs_every_part_at_toy_sizes_on_the_cpu(tmp_path, mnist_dir):
     assert report["throughput"]["32 eager"]["cuda_graphs"] == "off" and report["throughput"]["32 eager"]["samples_per_s"] > 0
     assert report["schedule"]["steps"] == 187_500 and report["schedule"]["extrapolated"]
     assert report["schedule"]["eager"]["cuda_graphs"] == "off" and report["schedule"]["eager"]["ms_per_step"] > 0
+    assert report["schedule"]["epoch_end_seconds"] == {} and report["schedule"]["epoch_end_share"] == 0  # 60 steps end no epoch
     assert report["graphed_hand_step"] == {"skipped": "CUDA graphs need a CUDA device", "seconds": report["graphed_hand_step"]["seconds"]}
     assert report["summary"]["gpu_tests"].endswith("skipped")
 
@@ -78,3 +79,37 @@ def test_gpu_check_reports_tests_that_run_past_their_time_limit(tmp_path):
     found = gpu_check.run_gpu_tests(SimpleNamespace(data_dir=tmp_path, test_timeout=1))
     assert found["error"] == "the gpu tests ran past --test-timeout 1 s"
     assert found["cases"] == {}  # pytest cannot even collect in a second
+
+
+def test_gpu_check_times_each_callbacks_epoch_end():
+    """The schedule's breakdown: seconds per epoch end, by callback (the checkpoint, the sample grid)."""
+    import time
+
+    import torch
+    from torch import nn
+
+    from advnets import AdversarialTrainer, Callback, Data
+    from advnets.losses import NonSaturatingLoss
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import gpu_check
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+
+    class Slow(Callback):
+        def on_epoch_end(self, trainer):
+            time.sleep(0.05)
+
+    class Quick(Callback):
+        pass
+
+    generator = nn.Linear(2, 2)
+    generator.latent_dim = 2
+    trainer = AdversarialTrainer(generator, nn.Linear(2, 1), NonSaturatingLoss(), Data(train=torch.randn(16, 2)),
+                                 batch_size=8, device="cpu", callbacks=[Slow(), Quick()])
+    with gpu_check.epoch_end_clock(SimpleNamespace(trainer=trainer, device=torch.device("cpu"))) as spent:
+        trainer.fit(steps=6)  # three epochs of two steps
+    assert sorted(spent) == ["Quick", "Slow"] and len(spent["Slow"]) == 3
+    assert all(0.05 <= t < 1 for t in spent["Slow"]) and all(t < 0.05 for t in spent["Quick"])
+    assert "on_epoch_end" not in vars(trainer.callbacks[0])  # the hooks are the callbacks' own again
