@@ -690,9 +690,9 @@ class AdversarialTrainer:
             self.should_stop = True
 
     @property
-    def _tripped(self) -> Tensor:
-        """True (on the device) once max_bad_steps steps in a row were bad: no update is applied after."""
-        return self._counters[3] >= 0
+    def _not_tripped(self) -> Tensor:
+        """False (on the device) once max_bad_steps steps in a row were bad: no update is applied after."""
+        return self._counters[3] < 0
 
     def _accumulate(self, diagnostics: Mapping[str, Tensor], ok: Tensor | None) -> None:
         """Running sums of the diagnostics of applied steps, on the device; read only when logged."""
@@ -743,11 +743,13 @@ class AdversarialTrainer:
                 player.update_average(self.step)
             return self._zero
         norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
-        finite = torch.isfinite(norm)
+        # isfinite in one kernel for a norm (>= 0, or nan or inf: nan < inf is False), two for the loss;
+        # torch.isfinite is four (eq, abs, ne, and), and on a GPU each small kernel costs microseconds
+        finite = norm < math.inf
         if self.nan_guard:
-            finite &= torch.isfinite(loss.detach())
+            finite &= loss.detach().abs() < math.inf
         # Under torchrun every rank takes the same decision, or their weights drift apart.
-        ok = distributed.all_true(finite) & ~self._tripped
+        ok = distributed.all_true(finite) & self._not_tripped
         self._step_ok = ok if self._step_ok is None else self._step_ok & ok
         on_device = all(player.skips_on_device and player.optimizer.state for player in players)
         if not on_device and not bool(ok):  # a host-device sync: this optimiser cannot skip by itself

@@ -87,3 +87,56 @@ def test_float16_needs_cuda():
 
     with pytest.raises(ConfigError, match="needs CUDA; on cpu use bf16"):
         small_gan(precision="16")
+
+
+# Ops that launch no kernel on a GPU: views, metadata, allocation without a fill.
+NO_KERNEL = {
+    "empty", "empty_strided", "empty_like", "view", "_unsafe_view", "t", "detach", "alias", "transpose", "expand",
+    "as_strided", "reshape", "unsqueeze", "squeeze", "permute", "select", "slice", "_reshape_alias", "lift_fresh",
+    "split", "unbind", "_record_function_enter_new", "_record_function_exit",
+}
+
+
+def kernels_per_step(step, steps: int = 4) -> float:
+    """torch operators a step dispatches, views left out: on a GPU, about the kernels it launches."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        calls = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket.__name__ not in NO_KERNEL:
+                Count.calls += 1
+            return func(*args, **(kwargs or {}))
+
+    for _ in range(2):
+        step()
+    with Count():
+        for _ in range(steps):
+            step()
+    return Count.calls / steps
+
+
+@pytest.mark.slow
+def test_the_trainers_step_launches_about_as_many_kernels_as_a_hand_written_one(mnist_dir):
+    """At small batches a GPU step costs per kernel (docs/performance.md): the trainer's step, with its
+    NaN guard, counters, statistics and Algorithm 1's fresh noise for G, stays within 10% of the
+    hand-written step of the same model (benchmarks/gpu_check.py's hand_step: no guard, no statistics)."""
+    import sys
+    from pathlib import Path
+
+    benchmarks = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    sys.path.insert(0, benchmarks)
+    try:
+        from gpu_check import hand_step
+        from throughput import TrainerRun
+    finally:
+        sys.path.remove(benchmarks)
+    hand = kernels_per_step(hand_step(torch.device("cpu"), 32))
+    run = TrainerRun(32, mnist_dir, torch.device("cpu"), settings={"callbacks": {}, "checkpoint.every_epochs": 0})
+    try:
+        trainer = kernels_per_step(run.trainer.train_step)
+    finally:
+        run.close()
+    assert 150 < hand < 200  # the count is what it claims: the two MLPs' forward and backward, Adam
+    assert trainer <= 1.1 * hand, (trainer, hand)
