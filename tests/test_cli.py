@@ -165,8 +165,7 @@ def test_sample_writes_a_histogram_or_tensors_and_overwrites_only_with_force(tmp
     assert result.returncode == 0, result.stderr
     assert png.read_bytes()[:4] == b"\x89PNG" and "moving average" in result.stderr
     first = png.read_bytes()
-    again = cli("sample", str(out), "--n", "500", "--out", str(png), "--seed", "1")
-    assert again.returncode == 2 and "already exists; give --force" in again.stderr and png.read_bytes() == first
+    # without --force it is refused, the file untouched: the bad-input table's "sample over a file"
     assert cli("sample", str(out), "--n", "500", "--out", str(png), "--seed", "1", "--force").returncode == 0
     assert png.read_bytes() != first  # another seed's histogram
     tensors = tmp_path / "s.safetensors"
@@ -175,8 +174,7 @@ def test_sample_writes_a_histogram_or_tensors_and_overwrites_only_with_force(tmp
     import safetensors.torch
 
     assert safetensors.torch.load_file(tensors)["samples"].shape == (7, 1)
-    bad = cli("sample", str(out), "--out", str(tmp_path / "x.jpg"))
-    assert bad.returncode == 2 and "use a .png or .safetensors" in bad.stderr
+    # another suffix is one line and exit 2: the bad-input table's "sample to a text file"
 
 
 def _long_toy_run_once_logging(out, *extra: str) -> subprocess.Popen:
