@@ -20,6 +20,7 @@ import os
 import re
 import stat
 import struct
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -37,6 +38,8 @@ SUFFIX = ".safetensors"
 NAME_PATTERN = re.compile(r"^step-(\d+)\.safetensors$")
 BEST_NAME = "best.safetensors"
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
+CHECKSUM_KEY = "checksum"
+"""The header entry holding a CRC-32 of the checkpoint's tensors and metadata (checked when loaded)."""
 MAX_METADATA_DEPTH = 64  # a trainer's state nests about 6 deep; deeper is damage (or an attack on the decoder)
 
 
@@ -87,7 +90,27 @@ def save_checkpoint(path: Path, state: Mapping[str, Any], metadata: Mapping[str,
     skeleton = encode_state(dict(state), tensors)
     header = {"format": FORMAT, "state": json.dumps(skeleton)}
     header.update({key: json.dumps(value) for key, value in metadata.items()})
-    write_atomic(Path(path), safetensors.torch.save(_for_safetensors(tensors), metadata=header))
+    tensors = _for_safetensors(tensors)
+    header[CHECKSUM_KEY] = json.dumps(checksum(tensors, header))
+    write_atomic(Path(path), safetensors.torch.save(tensors, metadata=header))
+
+
+def checksum(tensors: Mapping[str, torch.Tensor], header: Mapping[str, str]) -> str:
+    """A CRC-32 of every tensor (name, dtype, shape, bytes) and every header entry, in name order.
+
+    safetensors keeps no checksum: a byte changed on disk inside a tensor that no other
+    check reads (an RNG state, a counter, a callback's state) would resume quietly wrong.
+    About 10 ms for mlp-mnist-lecture's 35 MiB.
+    """
+    crc = 0
+    for key in sorted(header):
+        if key != CHECKSUM_KEY:
+            crc = zlib.crc32(json.dumps([key, header[key]]).encode(), crc)
+    for name in sorted(tensors):
+        tensor = tensors[name]
+        crc = zlib.crc32(json.dumps([name, str(tensor.dtype), list(tensor.shape)]).encode(), crc)
+        crc = zlib.crc32(tensor.detach().reshape(-1).view(torch.uint8).numpy(), crc)
+    return f"crc32:{crc:08x}"
 
 
 def _for_safetensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -201,7 +224,7 @@ def _advnets_metadata(path: Path, header: Mapping[str, Any]) -> dict[str, str]:
 
 def _decode_metadata(path: Path, raw_meta: Mapping[str, str]) -> dict[str, Any]:
     try:
-        metadata = {key: json.loads(value) for key, value in raw_meta.items() if key != "format"}
+        metadata = {key: json.loads(value) for key, value in raw_meta.items() if key not in ("format", CHECKSUM_KEY)}
         if nesting_depth(metadata, MAX_METADATA_DEPTH) > MAX_METADATA_DEPTH:
             raise RecursionError
         return metadata
@@ -235,6 +258,13 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     except (SafetensorError, ValueError, RuntimeError) as exc:
         reason = first_line(exc)
         raise CheckpointError(f"{path}: damaged safetensors file ({reason})") from None
+    if CHECKSUM_KEY in raw_meta:  # checkpoints of releases before it have none
+        try:
+            expected = json.loads(raw_meta[CHECKSUM_KEY])
+        except ValueError:
+            expected = None
+        if expected != checksum(tensors, raw_meta):
+            raise CheckpointError(f"{path}: damaged checkpoint (its contents do not match their checksum: the file changed after it was written)")
     metadata = _decode_metadata(path, raw_meta)
     try:
         state = decode_state(metadata.pop("state"), tensors)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import struct
 import os
 import shutil
 from collections.abc import Callable
@@ -130,6 +131,19 @@ def fifo_checkpoint(tmp: Path, request: pytest.FixtureRequest) -> list[str]:
     folder.mkdir(parents=True)
     os.mkfifo(folder / "step-000000010.safetensors")
     return [str(tmp / "old-run")]
+
+
+def changed_byte(tmp: Path, request: pytest.FixtureRequest) -> list[str]:
+    """A run folder whose only checkpoint had one byte of its RNG state flipped after it was written."""
+    run = broken_checkpoint(lambda s, m: None)(tmp, request)[0]
+    path = Path(run) / "checkpoints" / BROKEN_SOURCE[0].name
+    data = bytearray(path.read_bytes())
+    (length,) = struct.unpack("<Q", data[:8])
+    entries = json.loads(data[8 : 8 + length])
+    name = next(key for key in entries if key.startswith("rng"))
+    data[8 + length + entries[name]["data_offsets"][0] + 64] ^= 0x01
+    path.write_bytes(bytes(data))
+    return [run]
 
 
 def checkpoint_file(tmp: Path, request: pytest.FixtureRequest) -> list[str]:
@@ -390,6 +404,8 @@ TABLE: dict[str, list[tuple]] = {
         ("sample another model shape", ["sample"], "does not fit the generator its config builds", broken_checkpoint(other_shape)),
         ("sample a pickle", ["sample"], "not a safetensors file", raw_checkpoint(b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94.")),
         ("eval a run without checkpoints", ["eval"], "no loadable checkpoint", empty_run),
+        ("resume a checkpoint changed after writing", ["run", "--resume"], "damaged checkpoint (its contents do not match their checksum", changed_byte),
+        ("sample a checkpoint changed after writing", ["sample"], "damaged checkpoint (its contents do not match their checksum", changed_byte),
         ("resume a checkpoint file", ["run", "--resume"], "step-000000010.safetensors: a checkpoint file, not a run folder; --resume takes the run folder", checkpoint_file),
         ("plot a run without metrics", ["plot"], "no metrics.jsonl to plot", empty_run),
     ],

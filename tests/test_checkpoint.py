@@ -148,3 +148,59 @@ def test_deeply_nested_metadata_gives_one_line_not_a_recursion_error(tmp_path, d
     raw.write_bytes(len(header).to_bytes(8, "little") + header)
     with pytest.raises(CheckpointError, match=str(raw)):
         load_checkpoint(raw)
+
+
+def _tensor_offset(path, name: str) -> int:
+    """Where tensor ``name``'s bytes start in a safetensors file."""
+    import json
+    import struct
+
+    data = path.read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    return 8 + length + json.loads(data[8 : 8 + length])[name]["data_offsets"][0]
+
+
+def _nested_state():
+    return {"rng": torch.get_rng_state(), "w": torch.randn(4, 3), "half": torch.ones(3, dtype=torch.bfloat16), "flag": torch.tensor(True)}
+
+
+@pytest.mark.parametrize("where", ["a tensor no other check reads", "the metadata"])
+def test_a_byte_changed_after_writing_is_found_by_the_checksum(tmp_path, where):
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, _nested_state(), {"config": {"lr": 0.0002}, "step": 7})
+    data = bytearray(path.read_bytes())
+    if where == "the metadata":  # still valid JSON, same length: only the checksum can tell
+        at = data.index(b"0.0002")
+        data[at : at + 6] = b"0.0003"
+    else:
+        data[_tensor_offset(path, "rng") + 100] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="damaged checkpoint \\(its contents do not match their checksum"):
+        load_checkpoint(path)
+
+
+def test_a_checkpoint_without_a_checksum_still_loads(tmp_path):
+    """Checkpoints of earlier releases have none."""
+    import safetensors.torch
+
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, _nested_state(), {"step": 7})
+    tensors = safetensors.torch.load_file(path)
+    with safetensors.safe_open(path, "pt") as f:
+        header = dict(f.metadata())
+    assert header.pop("checksum").startswith('"crc32:')
+    safetensors.torch.save_file(tensors, path, metadata=header)
+    state, metadata = load_checkpoint(path)
+    assert metadata == {"step": 7} and torch.equal(state["half"], torch.ones(3, dtype=torch.bfloat16))
+
+
+def test_newest_loadable_skips_a_checkpoint_whose_checksum_fails(tmp_path):
+    for step in (10, 20):
+        save_checkpoint(tmp_path / checkpoint_name(step), {"w": torch.full((2,), float(step))}, {"step": step})
+    newest = tmp_path / checkpoint_name(20)
+    data = bytearray(newest.read_bytes())
+    data[_tensor_offset(newest, "w")] ^= 0x01
+    newest.write_bytes(bytes(data))
+    path, state, metadata, skipped = newest_loadable(tmp_path)
+    assert path.name == checkpoint_name(10) and torch.equal(state["w"], torch.full((2,), 10.0))
+    assert len(skipped) == 1 and "do not match their checksum" in skipped[0]
