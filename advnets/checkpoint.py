@@ -122,6 +122,7 @@ def _for_safetensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     seen: set[int] = set()
     found = {}
     for name, tensor in tensors.items():
+        tensor = tensor.resolve_conj().resolve_neg()  # a lazily negated or conjugated view, materialised
         storage = tensor.untyped_storage().data_ptr() if tensor.device.type == "cpu" else None
         if storage is None or storage in seen or not tensor.is_contiguous():
             tensor = tensor.to("cpu", copy=True).contiguous()

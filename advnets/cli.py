@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
-from .errors import AdvnetsError, CaptureError, ConfigError, WriteError
+from .errors import AdvnetsError, CaptureError, ConfigError, WriteError, close_matches
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 out_console = Console(highlight=False, soft_wrap=True)
@@ -495,7 +495,12 @@ def list_components(
     plugin: PluginFiles = None,
 ) -> None:
     """List registered components: kind, name (and aliases), summary and the plugin each came from."""
-    registry = _plugins(plugin).registry
+    plugins = _plugins(plugin)
+    registry = plugins.registry
+    loaded = [info.name for info in plugins.infos]  # those with no components (or a load error) too
+    if from_plugin is not None and from_plugin not in loaded:
+        hint = f" ({registry.hint})" if registry.hint else ""
+        raise ConfigError(f"no loaded plugin is called {from_plugin!r}{close_matches(from_plugin, loaded)}; plugins: {', '.join(loaded)}{hint}")
     components = registry.components(kind=kind, plugin=from_plugin, pattern=name)
     if as_json:
         print(json.dumps([_component_json(c) for c in components], indent=2))
@@ -686,6 +691,8 @@ def sample(
         raise ConfigError(f"{out} already exists; give --force to overwrite it")
     registry = _plugins(plugin, source).registry
     loaded = load_generator(registry, source, use_average=not raw)
+    for note in loaded.skipped:  # a damaged newer checkpoint: say which one was passed over
+        err_console.print(f"advnets: {note}", markup=False, highlight=False)
     dev = resolve_device(device)
     generator = loaded.generator.to(dev)
     data_info = loaded.metadata.get("data", {})
@@ -791,6 +798,8 @@ def eval_(
         evaluation = evaluate_generator(
             registry, source, metrics=metric, n=n, seed=seed, use_average=not raw, data_dir=folder, device=device
         )
+    for note in evaluation.notes:
+        err_console.print(f"advnets: {note}", markup=False, highlight=False)
     target = None if source is None else eval_file_for(source)
     if target is not None:
         save_evaluation(evaluation, target)

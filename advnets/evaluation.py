@@ -38,6 +38,7 @@ class Evaluation:
     seconds: dict[str, float]
     source: str
     info: dict[str, Any]
+    notes: list[str] = dataclasses.field(default_factory=list)  # newer checkpoints skipped as damaged, and why
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -104,7 +105,7 @@ def evaluate_generator(
         "n": n,
         "seed": seed,
     }
-    return Evaluation(results, seconds, str(source), info)
+    return Evaluation(results, seconds, str(source), info, loaded.skipped)
 
 
 def evaluate_real(

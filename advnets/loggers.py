@@ -58,8 +58,11 @@ class JsonlLogger(Callback):
     """Appends every record to metrics.jsonl, one JSON object per line (read by advnets plot)."""
 
     def __init__(self, filename: str = "metrics.jsonl") -> None:
-        if not isinstance(filename, str) or not plain_file_name(filename):
-            raise ConfigError(f"loggers.jsonl.filename must be a file name in the run folder, with no folder part; got {filename!r}")
+        # a .jsonl name of the run folder's own: never config.json, a plot or the checkpoints' folder
+        if not isinstance(filename, str) or not plain_file_name(filename) or not filename.endswith(".jsonl") or filename.startswith("."):
+            raise ConfigError(
+                f"loggers.jsonl.filename must be a file name ending in .jsonl in the run folder, with no folder part; got {filename!r}"
+            )
         self.filename = filename
         self._fd: int | None = None
 

@@ -36,7 +36,7 @@ def metrics_path(run_dir: Path) -> Path:
         name = config["loggers"]["jsonl"]["filename"]
     except (OSError, ValueError, RecursionError, KeyError, TypeError):
         name = None
-    return run_dir / (name if isinstance(name, str) and plain_file_name(name) else "metrics.jsonl")
+    return run_dir / (name if isinstance(name, str) and plain_file_name(name) and name.endswith(".jsonl") else "metrics.jsonl")
 
 
 def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[int]]:

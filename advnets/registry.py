@@ -348,12 +348,6 @@ class Registry:
         """Components filtered by kind, plugin and a glob on a name or alias (``*gan*``), naturally sorted."""
         if kind is not None:
             self._check_kind(kind)
-        plugins = sorted({c.plugin for c in self._components.values()})
-        if plugin is not None and plugin not in plugins:
-            hint = f" ({self.hint})" if self.hint else ""
-            raise ConfigError(
-                f"no loaded plugin is called {plugin!r}{close_matches(plugin, plugins)}; plugins: {', '.join(plugins)}{hint}"
-            )
         found = [
             c
             for c in self._components.values()

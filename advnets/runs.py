@@ -535,6 +535,7 @@ class LoadedGenerator:
     metadata: dict[str, Any]
     path: Path
     averaged: bool  # True if these are the weights of G's moving average
+    skipped: list[str] = dataclasses.field(default_factory=list)  # newer checkpoints that could not be loaded, and why
 
     @property
     def noise(self) -> str:
@@ -551,8 +552,9 @@ def load_generator(registry: Registry, path: str | os.PathLike[str], use_average
     Takes G's moving average where the checkpoint has one, unless ``use_average`` is False.
     """
     path = Path(path)
+    skipped: list[str] = []
     if path.is_dir():
-        path, state, metadata, _ = newest_loadable(path / "checkpoints")
+        path, state, metadata, skipped = newest_loadable(path / "checkpoints")
     else:
         state, metadata = load_checkpoint(path)
     config = metadata.get("config")
@@ -570,4 +572,4 @@ def load_generator(registry: Registry, path: str | os.PathLike[str], use_average
     except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
         first = first_line(exc)
         raise CheckpointError(f"{path}: does not fit the generator its config builds ({first})") from None
-    return LoadedGenerator(generator, metadata, path, averaged)
+    return LoadedGenerator(generator, metadata, path, averaged, skipped)

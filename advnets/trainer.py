@@ -210,8 +210,8 @@ class Callback:
     on their order or on the rank. Under torchrun callbacks run on rank 0 only,
     unless they set ``all_ranks = True``. A callback that scores the model (a probe, an
     extra metric) sets ``evaluation = True``: with evaluation off (``advnets run
-    --no-eval``, the trainer's ``evaluation=False``) its hooks are not called, and its
-    state, if any, is kept.
+    --no-eval``, the trainer's ``evaluation=False``) neither its check nor any of its
+    hooks is called, and its state, if any, is kept.
 
     Three hooks run inside a step, in the training's own random streams, and only
     for callbacks that override them: ``on_after_backward`` (gradients are in
@@ -477,6 +477,7 @@ class AdversarialTrainer:
             **(metadata or {}),
         }
         self._clock: tuple[float, int] = (time.perf_counter(), 0)  # (time, step) at the last record
+        self.evaluation = evaluation
         with self._own_rng():  # a check that draws (D's dropout, a metric building its network) leaves training's streams alone
             self.objective.check(self)
         self.steps_per_epoch = self.source.batches_per_epoch // self.objective.batches_per_step(0, self)
@@ -487,7 +488,6 @@ class AdversarialTrainer:
         if cuda_graphs not in graphs.MODES:
             raise ConfigError(f"trainer.cuda_graphs must be one of {', '.join(graphs.MODES)}, got {cuda_graphs!r}")
         self.cuda_graphs = cuda_graphs
-        self.evaluation = evaluation
         if cuda_graphs == "on" and (reason := graphs.why_not(self)) is not None:
             raise ConfigError(f"trainer.cuda_graphs is on, but {reason}")
         self._graphs: graphs.StepGraphs | None = None
@@ -496,7 +496,7 @@ class AdversarialTrainer:
         self.graph_report = "off" if cuda_graphs == "off" else "not started"
         """What the last fit did with CUDA graphs, in words (shown at the end of a run)."""
         with self._own_rng():
-            for callback in self.callbacks:
+            for callback in self._hooked:
                 callback.check(self)
 
     def _own_rng(self) -> contextlib.AbstractContextManager:
@@ -513,7 +513,13 @@ class AdversarialTrainer:
             )
 
     def _find_hot_callbacks(self) -> None:
-        self._hot_callbacks = {hook: [c for c in self.callbacks if _overrides(c, hook)] for hook in HOT_HOOKS}
+        self._hot_callbacks = {hook: [c for c in self._hooked if _overrides(c, hook)] for hook in HOT_HOOKS}
+
+    @property
+    def _hooked(self) -> list[Callback]:
+        """The callbacks whose hooks run: all, less those that evaluate while evaluation is off
+        (their state is still saved and loaded)."""
+        return [c for c in self.callbacks if self.evaluation or not c.evaluation]
 
     def _make_player(self, name: str, spec: PlayerSpec) -> Player:
         if not isinstance(spec.module, nn.Module):
@@ -874,7 +880,7 @@ class AdversarialTrainer:
             self._notify("on_fit_end")
         except BaseException as exc:
             self._in_loop = False
-            for callback in self.callbacks:
+            for callback in self._hooked:
                 callback.on_exception(self, exc)
             raise
         finally:
@@ -951,13 +957,13 @@ class AdversarialTrainer:
         """Send a record to every callback's ``on_log`` (loggers, progress bars)."""
         record.setdefault("step", self.step)
         record["time"] = time.time()
-        for callback in self.callbacks:
+        for callback in self._hooked:
             with self._deferring_write_failures():
                 callback.on_log(self, record)
 
     def log_image(self, tag: str, image: Tensor) -> None:
         """Send a picture (C, H, W on [0, 1]) to every callback's ``on_image``."""
-        for callback in self.callbacks:
+        for callback in self._hooked:
             callback.on_image(self, tag, image)
 
     def _notify(self, hook: str) -> None:
@@ -965,9 +971,7 @@ class AdversarialTrainer:
         # that a callback or metric drawing from it cannot shift dropout or the gradient
         # penalty's draws in training.
         with torch.random.fork_rng(devices=[]):
-            for callback in self.callbacks:
-                if callback.evaluation and not self.evaluation:
-                    continue
+            for callback in self._hooked:
                 with self._deferring_write_failures():
                     getattr(callback, hook)(self)
 

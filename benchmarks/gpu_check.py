@@ -88,7 +88,8 @@ def run_gpu_tests(args) -> dict:
         try:
             output, _ = process.communicate(timeout=args.test_timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # it may have ended just now
+                os.killpg(process.pid, signal.SIGKILL)
             output, _ = process.communicate()
             print(output[-4000:], flush=True)
             # no junit file: the verbose lines say which tests ended, and the first one missing is the one that hung
@@ -386,6 +387,9 @@ def summary(report: dict) -> dict:
     tests = report.get("gpu_tests", {})
     if "passed" in tests:
         found["gpu_tests"] = f"{tests['passed']} passed, {tests['failed']} failed, {tests['skipped']} skipped"
+    elif "error" in tests:
+        ended = tests.get("cases", {})
+        found["gpu_tests"] = f"{tests['error']} ({sum(c['outcome'] == 'passed' for c in ended.values())} passed before)"
     return found
 
 

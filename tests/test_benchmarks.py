@@ -79,6 +79,7 @@ def test_gpu_check_reports_tests_that_run_past_their_time_limit(tmp_path):
     found = gpu_check.run_gpu_tests(SimpleNamespace(data_dir=tmp_path, test_timeout=1))
     assert found["error"] == "the gpu tests ran past --test-timeout 1 s"
     assert found["cases"] == {}  # pytest cannot even collect in a second
+    assert gpu_check.summary({"gpu_tests": found})["gpu_tests"] == "the gpu tests ran past --test-timeout 1 s (0 passed before)"
 
 
 def test_gpu_check_times_each_callbacks_epoch_end():

@@ -161,7 +161,17 @@ def _tensor_offset(path, name: str) -> int:
 
 
 def _nested_state():
-    return {"rng": torch.get_rng_state(), "w": torch.randn(4, 3), "half": torch.ones(3, dtype=torch.bfloat16), "flag": torch.tensor(True)}
+    w = torch.randn(4, 3)
+    return {"rng": torch.get_rng_state(), "w": w, "half": torch.ones(3, dtype=torch.bfloat16), "flag": torch.tensor(True),
+            "negated": torch._neg_view(w), "row": w[1],  # a lazily negated view, and a view into w's storage
+            "alone": torch._neg_view(torch.arange(3.0))}  # a negated view, its storage saved nowhere else
+
+
+def test_views_round_trip_with_their_checksum(tmp_path):
+    state = _nested_state()
+    save_checkpoint(tmp_path / "c.safetensors", state, {})
+    loaded, _ = load_checkpoint(tmp_path / "c.safetensors")
+    assert all(torch.equal(loaded[k], state[k]) for k in state)
 
 
 @pytest.mark.parametrize("where", ["a tensor no other check reads", "the metadata"])

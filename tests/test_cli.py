@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -175,6 +176,21 @@ def test_sample_writes_a_histogram_or_tensors_and_overwrites_only_with_force(tmp
 
     assert safetensors.torch.load_file(tensors)["samples"].shape == (7, 1)
     # another suffix is one line and exit 2: the bad-input table's "sample to a text file"
+
+
+def test_sample_and_eval_say_which_damaged_checkpoint_they_passed_over(tmp_path, toy_run):
+    out, _ = toy_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    newest = run / "checkpoints" / "step-000000030.safetensors"
+    shutil.copy(newest, run / "checkpoints" / "step-000000020.safetensors")  # a good older one to fall back on
+    data = bytearray(newest.read_bytes())
+    data[-50] ^= 0x01  # a byte of the last tensor, changed on disk
+    newest.write_bytes(bytes(data))
+    for command in (["sample", str(run), "--out", str(tmp_path / "s.png")], ["eval", str(run), "--n", "100"]):
+        result = invoke(*command)
+        assert result.exit_code == 0, result.output
+        assert f"advnets: skipped {newest}: damaged checkpoint (its contents do not match their checksum" in result.stderr
 
 
 def _long_toy_run_once_logging(out, *extra: str) -> subprocess.Popen:

@@ -142,3 +142,12 @@ def test_a_bad_plugin_file_fails_loudly(tmp_path, source, message):
 def test_missing_plugin_file(tmp_path):
     with pytest.raises(PluginError, match="does not exist"):
         load_plugins([tmp_path / "nope.py"], environ={})
+
+
+def test_list_components_from_a_loaded_plugin_without_components_is_an_empty_table(tmp_path):
+    path = tmp_path / "empty_plugin.py"
+    path.write_text("from advnets import hookimpl\n\n@hookimpl\ndef register_components(register):\n    pass\n")
+    result = CliRunner().invoke(app, ["list", "components", "--from", "empty_plugin", "--plugin", str(path)])
+    assert result.exit_code == 0 and "0 components" in result.stdout
+    typo = CliRunner().invoke(app, ["list", "components", "--from", "empty_plugn", "--plugin", str(path)])
+    assert typo.exit_code == 2 and "no loaded plugin is called 'empty_plugn' (did you mean: empty_plugin?)" in typo.stderr

@@ -428,9 +428,18 @@ def test_callbacks_that_evaluate_stay_quiet_when_evaluation_is_off(evaluation):
         def on_fit_end(self, trainer):
             self.heard.append("fit_end")
 
+        def check(self, trainer):
+            self.heard.append("check")
+
+        def on_after_backward(self, trainer, players):
+            self.heard.append("backward")
+
+        def on_log(self, trainer, record):
+            self.heard.append("log")
+
     probe, plain = Probe(), Probe()
     plain.evaluation = False  # an ordinary callback hears everything either way
-    trainer = make_trainer(n=16, callbacks=[probe, plain], evaluation=evaluation)
+    trainer = make_trainer(n=16, callbacks=[probe, plain], evaluation=evaluation, log_every=2)
     trainer.fit(steps=2)
-    assert plain.heard == ["fit_start", "step", "step", "epoch", "fit_end"]
+    assert plain.heard == ["check", "fit_start", "backward", "backward", "step", "backward", "backward", "log", "step", "epoch", "fit_end"]
     assert probe.heard == (plain.heard if evaluation else [])
