@@ -88,6 +88,9 @@ def _import_file(path: Path) -> object:
         raise PluginError(f"plugin file {path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
+    # No __pycache__ beside the user's file: loading a plugin writes nothing (whatever
+    # PYTHONDONTWRITEBYTECODE says), and a file is compiled in milliseconds.
+    writing, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
         spec.loader.exec_module(module)
     except KeyboardInterrupt:
@@ -95,6 +98,8 @@ def _import_file(path: Path) -> object:
     except BaseException as exc:  # SystemExit too: a plugin cannot end the command as a success
         del sys.modules[module_name]
         raise PluginError(f"plugin file {path}: {exception_line(exc)}") from None
+    finally:
+        sys.dont_write_bytecode = writing
     return module
 
 

@@ -151,3 +151,15 @@ def test_list_components_from_a_loaded_plugin_without_components_is_an_empty_tab
     assert result.exit_code == 0 and "0 components" in result.stdout
     typo = CliRunner().invoke(app, ["list", "components", "--from", "empty_plugn", "--plugin", str(path)])
     assert typo.exit_code == 2 and "no loaded plugin is called 'empty_plugn' (did you mean: empty_plugin?)" in typo.stderr
+
+
+def test_loading_a_plugin_file_writes_nothing_beside_it(tmp_path, monkeypatch):
+    """No __pycache__ in the user's folder, whatever PYTHONDONTWRITEBYTECODE says (CI may not set it)."""
+    import sys
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    path = tmp_path / "quiet_plugin.py"
+    path.write_text("from advnets import hookimpl\n\n@hookimpl\ndef register_components(register):\n    pass\n")
+    load_plugins([path], environ={})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["quiet_plugin.py"]
+    assert sys.dont_write_bytecode is False  # put back
