@@ -81,8 +81,9 @@ def run_gpu_tests(args) -> dict:
         junit = Path(tmp) / "junit.xml"
         env = {**os.environ, "ADVNETS_TEST_MNIST": str(args.data_dir)}
         # one process (-n 0), in a session of its own, so that a time-out ends it with every child it started
+        tests = getattr(args, "tests", REPO / "tests" / "test_gpu.py")  # another file in the check's own test
         command = [sys.executable, "-m", "pytest", "-m", "gpu", "-n", "0", "-v", "-rs", "-p", "no:cacheprovider",
-                   f"--junitxml={junit}", str(REPO / "tests" / "test_gpu.py")]
+                   f"--junitxml={junit}", str(tests)]
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    text=True, start_new_session=True)
         try:

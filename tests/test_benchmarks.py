@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -80,6 +81,41 @@ def test_gpu_check_reports_tests_that_run_past_their_time_limit(tmp_path):
     assert found["error"] == "the gpu tests ran past --test-timeout 1 s"
     assert found["cases"] == {}  # pytest cannot even collect in a second
     assert gpu_check.summary({"gpu_tests": found})["gpu_tests"] == "the gpu tests ran past --test-timeout 1 s (0 passed before)"
+
+
+HANGS = """
+import time
+
+import pytest
+
+
+@pytest.mark.gpu
+def test_ends():
+    pass
+
+
+@pytest.mark.gpu
+def test_hangs():
+    time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+def test_gpu_check_keeps_the_tests_that_ended_before_one_hung(tmp_path):
+    """Past --test-timeout the pytest run is killed (with the test that hangs) and the ones that ended are kept."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import gpu_check
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    tests = tmp_path / "test_hangs.py"
+    tests.write_text(HANGS)
+    started = time.time()
+    found = gpu_check.run_gpu_tests(SimpleNamespace(data_dir=tmp_path, test_timeout=20, tests=tests))
+    assert time.time() - started < 60  # not the sleeping test's 600 s
+    assert found["error"] == "the gpu tests ran past --test-timeout 20 s"
+    assert found["cases"] == {"test_ends": {"outcome": "passed"}}
+    assert gpu_check.summary({"gpu_tests": found})["gpu_tests"] == "the gpu tests ran past --test-timeout 20 s (1 passed before)"
 
 
 def test_gpu_check_times_each_callbacks_epoch_end():
