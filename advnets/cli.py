@@ -175,12 +175,6 @@ def _plugins(files: list[Path] | None, source: Path | None = None):
     return plugins
 
 
-def _check_seed(seed: int | None) -> None:
-    """--seed of sample and eval: the range a run's seed has (``seed`` and ``eval.seed``)."""
-    if seed is not None and not 0 <= seed < 2**63:
-        raise ConfigError(f"--seed must be in [0, 2**63), got {seed}")
-
-
 def _recorded_plugin_files(source: Path) -> tuple[list[dict[str, str]], str]:
     """The plugin files a run folder, checkpoint or config file records, and what to call it.
 
@@ -678,6 +672,7 @@ def sample(
 ) -> None:
     """Draw samples from a trained generator, or the paper's Figure 2 (--nearest) or Figure 3 (--interpolate)."""
     _use_threads(threads)
+    from .config import check_seed
     from .runs import load_generator
     from .trainer import resolve_device
 
@@ -686,7 +681,7 @@ def sample(
     n = n if n is not None else 10 if interpolate else 64
     if n < 1 or nrow < 1:
         raise ConfigError(f"--n and --nrow must be >= 1, got {n} and {nrow}")
-    _check_seed(seed)
+    check_seed("--seed", seed)  # the range a run's seed has
     if out.exists() and not force:
         raise ConfigError(f"{out} already exists; give --force to overwrite it")
     registry = _plugins(plugin, source).registry
@@ -786,10 +781,11 @@ def eval_(
     """Score a trained generator with metric components; writes eval.json into the run folder."""
     _use_threads(threads)
     from .evaluation import eval_file_for, evaluate_generator, evaluate_real, save_evaluation
+    from .config import check_seed
 
     if (source is None) == (real is None):
         raise ConfigError("give a run folder or checkpoint, or --real PRESET (not both)")
-    _check_seed(seed)
+    check_seed("--seed", seed)  # the range a run's seed has
     registry = _plugins(plugin, source).registry
     folder = None if data_dir is None else str(data_dir)
     if real is not None:

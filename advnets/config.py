@@ -392,6 +392,12 @@ def _check_core(config: dict[str, Any], node: Mapping[str, Any] = CORE, prefix: 
         config[key] = check_value(dotted, value, spec.default if spec.default is not None else spec.type())
 
 
+def check_seed(where: str, seed: int | None) -> None:
+    """A seed (None: drawn later) is a 64-bit torch seed in [0, 2**63); ``where`` names the setting or option."""
+    if seed is not None and not 0 <= seed < 2**63:
+        raise ConfigError(f"{where} must be in [0, 2**63), got {seed}")
+
+
 def _resolve_slot(registry: Registry, config: dict[str, Any], slot: str) -> None:
     entry = config.get(slot)
     if not isinstance(entry, dict) or "name" not in entry:
@@ -449,10 +455,8 @@ def resolve(
         _resolve_map(registry, config, prefix, kind)
     _resolve_players(registry, config)
     _check_core(config)
-    if config["seed"] is not None and not 0 <= config["seed"] < 2**63:
-        raise ConfigError(f"seed must be in [0, 2**63), got {config['seed']}")
-    if not 0 <= config["eval"]["seed"] < 2**63:
-        raise ConfigError(f"eval.seed must be in [0, 2**63), got {config['eval']['seed']}")
+    check_seed("seed", config["seed"])
+    check_seed("eval.seed", config["eval"]["seed"])
     if config["seed"] is None and draw_seed:
         config["seed"] = secrets.randbits(31)
     if config["run_id"] is not None and not (isinstance(config["run_id"], str) and RUN_ID_PATTERN.match(config["run_id"])):

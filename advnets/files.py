@@ -29,12 +29,12 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def no_run_folder(path: Path, command: str = "") -> str:
+def no_run_folder(path: Path, command: str) -> str:
     """Why ``path`` is not a run folder, in one line: missing, or a file (a checkpoint: which folder it is in)."""
     path = Path(path)
     if not path.exists():
         return f"{path}: no such run folder"
-    if path.suffix == ".safetensors" and path.parent.name == "checkpoints" and command:
+    if path.suffix == ".safetensors" and path.parent.name == "checkpoints":
         return f"{path}: a checkpoint file, not a run folder; {command} takes the run folder {path.parent.parent}"
     return f"{path}: not a run folder (a {'file' if path.is_file() else 'special file'})"
 
@@ -42,6 +42,12 @@ def no_run_folder(path: Path, command: str = "") -> str:
 def plain_file_name(name: str) -> bool:
     """A file name of the run folder itself: no folder part, not . or .., not empty."""
     return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
+
+
+def jsonl_log_name(name: Any) -> bool:
+    """A name the jsonl log may have: a .jsonl file of the run folder itself, not hidden (so never
+    config.json, a plot or the checkpoints' folder)."""
+    return isinstance(name, str) and plain_file_name(name) and name.endswith(".jsonl") and not name.startswith(".")
 
 
 def write_atomic(path: Path, data: bytes, what: str = "") -> None:

@@ -25,7 +25,7 @@ from typing import Any
 from torch import Tensor
 
 from .callbacks import Checkpointer
-from .files import append_line, check_file_slot, open_log, plain_file_name, write_json_atomic
+from .files import append_line, check_file_slot, jsonl_log_name, open_log, plain_file_name, write_json_atomic
 from .errors import ConfigError, WriteError, first_line, writing
 from .metrics import DIRECTIONS
 from .trainer import AdversarialTrainer, Callback
@@ -58,8 +58,7 @@ class JsonlLogger(Callback):
     """Appends every record to metrics.jsonl, one JSON object per line (read by advnets plot)."""
 
     def __init__(self, filename: str = "metrics.jsonl") -> None:
-        # a .jsonl name of the run folder's own: never config.json, a plot or the checkpoints' folder
-        if not isinstance(filename, str) or not plain_file_name(filename) or not filename.endswith(".jsonl") or filename.startswith("."):
+        if not jsonl_log_name(filename):
             raise ConfigError(
                 f"loggers.jsonl.filename must be a file name ending in .jsonl in the run folder, with no folder part; got {filename!r}"
             )

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .files import plain_file_name, write_rendered
+from .files import jsonl_log_name, write_rendered
 from .errors import AdvnetsError
 
 MAX_FRAMES = 60
@@ -36,7 +36,7 @@ def metrics_path(run_dir: Path) -> Path:
         name = config["loggers"]["jsonl"]["filename"]
     except (OSError, ValueError, RecursionError, KeyError, TypeError):
         name = None
-    return run_dir / (name if isinstance(name, str) and plain_file_name(name) and name.endswith(".jsonl") else "metrics.jsonl")
+    return run_dir / (name if jsonl_log_name(name) else "metrics.jsonl")
 
 
 def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[int]]:
