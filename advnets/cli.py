@@ -76,11 +76,36 @@ class _UserErrorsExit2(_Group):
             code = super().main(*args, standalone_mode=False, **kwargs)
         except typer.Abort:
             code = 130
+        except SystemExit as exc:  # ours never raise it (typer.Exit, os._exit); typer's completion does
+            if _raised_by_typer(exc):
+                raise
+            _error_line(_plugin_exit_line(exc))  # plugin code called sys.exit
+            code = 1
         except Exception as exc:
             code = _usage_error(exc)
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _raised_by_typer(exc: BaseException) -> bool:
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and Path(frames[-1].filename).resolve().is_relative_to(Path(typer.__file__).resolve().parent)
+
+
+def _plugin_exit_line(exc: SystemExit) -> str:
+    """What a ``sys.exit`` in plugin code (a loss, a metric, a callback) did, where: one line.
+
+    Exiting with code 0 in the middle of ``advnets run`` would report a run that never
+    finished (and wrote no final checkpoint) as a success, so the command fails instead.
+    """
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" in {frames[-1].name} ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return f"plugin code called sys.exit({exc.code!r}){where}: a plugin cannot end a command, so it failed (exit code 1)"
 
 
 def _usage_error(exc: Exception) -> int:

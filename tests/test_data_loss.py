@@ -227,6 +227,60 @@ def test_a_component_that_calls_sys_exit_when_built_is_an_error(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+MID_RUN_QUITTERS = """
+import sys
+from advnets import Callback, Component, hookimpl
+from advnets.losses import NonSaturatingLoss
+
+
+class QuittingLoss(NonSaturatingLoss):
+    \"\"\"The non-saturating loss, whose discriminator loss quits at its third call.\"\"\"
+
+    calls = 0
+
+    def discriminator_loss(self, real_logits, fake_logits):
+        QuittingLoss.calls += 1
+        if QuittingLoss.calls == 3:
+            sys.exit(0)
+        return super().discriminator_loss(real_logits, fake_logits)
+
+
+class QuitAtStep(Callback):
+    \"\"\"Quits at the end of step 3.\"\"\"
+
+    def on_step_end(self, trainer):
+        if trainer.step == 3:
+            sys.exit()
+
+
+@hookimpl
+def register_components(register):
+    register(Component(kind="loss", name="quits", factory=QuittingLoss))
+    register(Component(kind="callback", name="quits", factory=QuitAtStep))
+"""
+
+
+@pytest.mark.slow  # two short runs through the command line
+def test_plugin_code_that_calls_sys_exit_mid_run_fails_the_command_and_keeps_its_checkpoints(tmp_path):
+    """A loss or a callback calling sys.exit(0) in training: not a silent success, but exit code 1 and one
+    line naming where; the checkpoints written before stay (typer's own exits still pass through)."""
+    path = tmp_path / "quitters.py"
+    path.write_text(MID_RUN_QUITTERS)
+    common = ["run", "toy-gaussian", "--steps", "6", "--no-eval", "--plugin", path, "--set", "checkpoint.every_steps=2"]
+    for setting, code, where in (("loss=quits", "0", "discriminator_loss"), ("callbacks.quits={}", "None", "on_step_end")):
+        run = tmp_path / setting.split("=")[0]
+        result = advnets(*common, "--set", setting, "--out", run)
+        assert result.returncode == 1, result.stderr
+        line = MID_RUN_QUITTERS.splitlines().index(f"            sys.exit({'0' if code == '0' else ''})") + 1
+        assert error_lines(result) == [
+            f"error: plugin code called sys.exit({code}) in {where} ({path}:{line}): a plugin cannot end a command, so it failed (exit code 1)"
+        ], result.stderr
+        assert "Traceback" not in result.stderr
+        assert [p.name for p in step_checkpoints(run / "checkpoints")] == [ckpt(run, 2).name]
+    completion = subprocess.run([sys.executable, "-m", "advnets", "--show-completion", "bash"], env=env(), capture_output=True, text=True)
+    assert completion.returncode == 0 and "complete" in completion.stdout, completion.stderr
+
+
 def install_distribution(folder: Path, modules: dict[str, str]) -> None:
     """An installed distribution (a .dist-info folder, as pip leaves it) with one entry point per module."""
     for module, source in modules.items():
