@@ -759,7 +759,7 @@ def _sample_nearest(registry, loaded, generator, data_info, n, pairs_per_row, se
     data = run_dataset(registry, loaded.metadata["config"], data_dir)
     samples = generate(generator, n, noise=loaded.noise, seed=seed, device=dev, labels=labels)
     index = nearest_training_images(samples, data)
-    save_nearest_pairs(samples, data.decode(data.train[index]), data_info["model_range"], out, pairs_per_row)
+    save_nearest_pairs(samples, data.decode(data.train_samples(index)), data_info["model_range"], out, pairs_per_row)
     return len(data.train)
 
 

@@ -8,6 +8,8 @@ turned into the model's float range on the fly. No per-sample Python work.
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -67,6 +69,14 @@ class Data:
                 raise ConfigError(f"dataset {self.name!r}: {split} samples have another shape than train samples")
         if (self.raw_range is None) != (self.model_range is None):
             raise ConfigError(f"dataset {self.name!r}: give both raw_range and model_range, or neither")
+        for key in ("raw_range", "model_range"):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            if not (isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_number(v) for v in value)):
+                raise ConfigError(f"dataset {self.name!r}: {key} must be two finite numbers (low, high), got {value!r}")
+            if value[0] == value[1]:
+                raise ConfigError(f"dataset {self.name!r}: {key}'s two ends are the same ({value[0]}): no range to map")
         self._check_labels()
 
     def _check_labels(self) -> None:
@@ -78,7 +88,8 @@ class Data:
             raise ConfigError(f"dataset {self.name!r}: test or valid labels without training labels")
         if not self.labelled:
             if self.num_classes is not None:
-                raise ConfigError(f"dataset {self.name!r}: num_classes is set, but there are no labels")
+                where = "train_class_counts (samples per class)" if self.streamed else "train_labels"
+                raise ConfigError(f"dataset {self.name!r}: num_classes is set, but there are no labels: give {where}")
             return
         if not isinstance(self.num_classes, int) or isinstance(self.num_classes, bool) or self.num_classes < 1:
             raise ConfigError(f"dataset {self.name!r}: labelled data needs num_classes >= 1, got {self.num_classes!r}")
@@ -117,6 +128,29 @@ class Data:
             counts = torch.bincount(self.train_labels.cpu(), minlength=self.num_classes)
         return counts.to(torch.float64) / counts.sum()
 
+    def train_blocks(self, size: int) -> Iterator[tuple[int, Tensor]]:
+        """The training samples as stored, in order, ``size`` at a time: (index of the first, block).
+
+        A streamed training set is read through a DataLoader with its ``stream_workers``,
+        so memory holds one block whatever the dataset's size.
+        """
+        if not self.streamed:
+            for start in range(0, len(self.train), size):
+                yield start, self.train[start : start + size]
+            return
+        start = 0
+        for item in torch.utils.data.DataLoader(self.train, batch_size=size, num_workers=self.stream_workers):
+            raw = item[0] if isinstance(item, (list, tuple)) else item
+            yield start, raw
+            start += len(raw)
+
+    def train_samples(self, index: Tensor) -> Tensor:
+        """The training samples at ``index``, as stored (one tensor, for streamed data too)."""
+        if not self.streamed:
+            return self.train[index]
+        items = [self.train[int(i)] for i in index]
+        return torch.stack([item[0] if isinstance(item, (list, tuple)) else item for item in items])
+
     @property
     def sample_shape(self) -> tuple[int, ...]:
         if self.streamed:
@@ -154,3 +188,7 @@ def to_unit(x: Tensor, model_range: tuple[float, float] | list[float] | None) ->
         return x
     lo, hi = model_range
     return ((x - lo) / (hi - lo)).clamp_(0, 1)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -111,14 +111,14 @@ def nearest_training_images(samples: Tensor, data: Data, chunk: int = 10000) -> 
     """The index of each sample's nearest training image, by Euclidean distance in pixel space.
 
     Distances are taken in the model's space, a fixed affine map of the pixels, so the
-    nearest image is the same. The training set is decoded a chunk at a time on the
-    samples' device: memory stays at one chunk whatever the dataset's size.
+    nearest image is the same. The training set (resident or streamed) is decoded a
+    chunk at a time on the samples' device: memory stays at one chunk whatever its size.
     """
     flat = samples.detach().flatten(1).float()
     best = torch.full((len(flat),), float("inf"), device=flat.device)
     index = torch.zeros(len(flat), dtype=torch.long, device=flat.device)
-    for start in range(0, len(data.train), chunk):
-        block = data.decode(data.train[start : start + chunk].to(flat.device)).flatten(1)
+    for start, raw in data.train_blocks(chunk):
+        block = data.decode(raw.to(flat.device)).flatten(1)
         distance, nearest = torch.cdist(flat, block).min(dim=1)
         closer = distance < best
         best = torch.where(closer, distance, best)

@@ -121,6 +121,23 @@ def test_an_image_folder_reads_the_pixels_and_labels_it_was_written_with(digit_f
     assert memory.train_labels.shape == (600,) and memory.test_labels.shape == (100,)
 
 
+def test_the_nearest_training_images_of_a_streamed_folder_are_those_of_the_same_folder_in_memory(digit_folder):
+    """sample --nearest (the paper's Figure 2) searches a streamed training set too, a block at a time."""
+    from advnets.samples import nearest_training_images
+
+    streamed, resident = image_folder(str(digit_folder), workers=0), image_folder(str(digit_folder), stream=False)
+    assert streamed.streamed and not resident.streamed
+    samples = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    samples[:3] = resident.decode(resident.train[[5, 250, 699]])  # three training images are their own nearest
+    found = {}
+    for data in (streamed, resident):
+        index = nearest_training_images(samples, data, chunk=64)
+        found[data.streamed] = data.train_samples(index)
+        assert found[data.streamed].shape == (6, 1, 28, 28) and found[data.streamed].dtype == torch.uint8
+    assert torch.equal(found[True], found[False])
+    assert torch.equal(resident.decode(found[True][:3]), samples[:3])
+
+
 # slow: its two sources are dropped mid-epoch, and torch's DataLoader then waits 5 s for each of
 # their 4 worker processes to stop (about 20 s, charged to whichever later test collects them)
 @pytest.mark.slow
@@ -145,6 +162,34 @@ def test_a_dataset_of_one_tensor_streams_its_samples_without_labels():
     batch = source.next()
     assert batch.labels is None
     assert torch.equal(batch.x, train[source.order()[:32]])
+
+
+class LabelledItems(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return torch.zeros(2), i % 2
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"raw_range": (0, 0), "model_range": (-1, 1)}, "raw_range's two ends are the same (0): no range to map"),
+        ({"raw_range": (0, 255), "model_range": (-1, float("nan"))}, "model_range must be two finite numbers (low, high), got (-1, nan)"),
+        ({"raw_range": (0, 255, 1), "model_range": (-1, 1)}, "raw_range must be two finite numbers (low, high), got (0, 255, 1)"),
+        ({"train": LabelledItems(), "num_classes": 2}, "num_classes is set, but there are no labels: give train_class_counts (samples per class)"),
+        ({"num_classes": 2}, "num_classes is set, but there are no labels: give train_labels"),
+    ],
+    ids=["raw range of no width", "a NaN end", "three ends", "streamed labels without their counts", "labels missing"],
+)
+def test_data_that_cannot_be_used_is_refused_when_made_with_what_to_give(settings, message):
+    """A dataset plugin's mistakes, said when its Data is made, not as a ZeroDivisionError mid-run."""
+    from advnets import ConfigError, Data
+
+    with pytest.raises(ConfigError) as caught:
+        Data(**{"train": torch.zeros(4, 2), "name": "mine", **settings})
+    assert str(caught.value) == f"dataset 'mine': {message}"
 
 
 SHORT_IMAGES = [
@@ -176,6 +221,10 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical_for_a_streamed_folder(tm
         assert left.keys() == right.keys()
         assert all(torch.equal(left[k], right[k]) for k in left), part
     assert a["progress"] == b["progress"] and a["progress"]["source_epoch"] == 2
+    # the paper's Figure 2 of a streamed run: each sample beside its nearest of the folder's images
+    nearest = run([sys.executable, "-m", "advnets", "sample", str(tmp_path / "killed"), "--nearest", "--n", "8", "--out", str(tmp_path / "n.png")])
+    assert nearest.returncode == 0 and "nearest of 700 training images" in nearest.stderr, nearest.stderr
+    assert (tmp_path / "n.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize(
