@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -23,7 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
-from .errors import AdvnetsError, CaptureError, ConfigError, WriteError, close_matches
+from .errors import AdvnetsError, CaptureError, ConfigError, WriteError, close_matches, exception_line
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 out_console = Console(highlight=False, soft_wrap=True)
@@ -89,8 +90,6 @@ class _UserErrorsExit2(_Group):
 
 
 def _raised_by_typer(exc: BaseException) -> bool:
-    import traceback
-
     frames = traceback.extract_tb(exc.__traceback__)
     return bool(frames) and Path(frames[-1].filename).resolve().is_relative_to(Path(typer.__file__).resolve().parent)
 
@@ -101,8 +100,6 @@ def _plugin_exit_line(exc: SystemExit) -> str:
     Exiting with code 0 in the middle of ``advnets run`` would report a run that never
     finished (and wrote no final checkpoint) as a success, so the command fails instead.
     """
-    import traceback
-
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" in {frames[-1].name} ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
     return f"plugin code called sys.exit({exc.code!r}){where}: a plugin cannot end a command, so it failed (exit code 1)"
@@ -462,6 +459,22 @@ def _run(preset, set_, options, out, resume, plugin, check_world_size: int | Non
                 kept = _keep_trained_steps(session, " --set trainer.cuda_graphs=off")
                 _error_line(f"{exc}; training stopped at step {trainer.step}: {kept}")
             raise typer.Exit(1) from None
+        except (Exception, SystemExit) as exc:
+            # a callback's hook or a metric failed between steps (in the closing evaluation, say):
+            # the state is whole, so the steps trained since the last checkpoint are kept
+            if not (trainer.between_steps and trainer.step > 0):
+                raise
+            display.on_fit_end(trainer)
+            if main:
+                if isinstance(exc, AdvnetsError):
+                    what = str(exc)
+                elif isinstance(exc, SystemExit):
+                    what = _plugin_exit_line(exc)
+                else:
+                    traceback.print_exception(exc)  # a bug in code: where it is
+                    what = exception_line(exc)
+                _error_line(f"{what}; training stopped at step {trainer.step}: {_keep_trained_steps(session)}")
+            raise typer.Exit(2 if isinstance(exc, AdvnetsError) else 1) from None
     say(summary_table(trainer, display, session.run_dir, session.checkpointer.last_path))
     if trainer.fault is not None:
         if main:

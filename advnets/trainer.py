@@ -464,6 +464,9 @@ class AdversarialTrainer:
         self.fault: str | None = None
         self.target_step = 0
         self.should_stop = False
+        self.between_steps = True
+        """False only while a step runs: an error raised when it is True (a callback's hook, a
+        metric) leaves the state whole, at a step boundary, so it can still be checkpointed."""
         self._in_loop = False  # inside fit's loop, where a failed write under torchrun is deferred
         self._write_failure: BaseException | None = None
         self.callbacks: list[Callback] = list(callbacks)
@@ -842,6 +845,7 @@ class AdversarialTrainer:
         """Train until the step counter reaches the target (absolute, so a resumed run ends where it would have)."""
         self.target_step = self.steps_for(steps=steps, epochs=epochs)
         self.should_stop = False
+        self.between_steps = True
         self._in_loop, self._write_failure = False, None
         self._find_hot_callbacks()  # callbacks may have been added since the trainer was built
         self._make_lr_schedulers()
@@ -863,7 +867,9 @@ class AdversarialTrainer:
                     if distributed.all_agree(self.should_stop, self.device):
                         self.should_stop = True  # also on the ranks that did not ask: they stop alike
                         break
+                self.between_steps = False
                 epoch_done = self.train_step()
+                self.between_steps = True
                 failpoints.hit("step")
                 if self.step % self.log_every == 0:
                     self._log_training()

@@ -253,30 +253,53 @@ class QuitAtStep(Callback):
             sys.exit()
 
 
+def fails_later():
+    \"\"\"A metric that works when checked before training and fails at the closing evaluation.\"\"\"
+    calls = []
+
+    def metric(samples, data):
+        calls.append(len(samples))
+        if len(calls) > 1:
+            raise RuntimeError("the metric broke")
+        return {"mean": float(samples.mean())}
+
+    return metric
+
+
 @hookimpl
 def register_components(register):
     register(Component(kind="loss", name="quits", factory=QuittingLoss))
     register(Component(kind="callback", name="quits", factory=QuitAtStep))
+    register(Component(kind="metric", name="fails-later", factory=fails_later))
 """
 
 
-@pytest.mark.slow  # two short runs through the command line
-def test_plugin_code_that_calls_sys_exit_mid_run_fails_the_command_and_keeps_its_checkpoints(tmp_path):
-    """A loss or a callback calling sys.exit(0) in training: not a silent success, but exit code 1 and one
-    line naming where; the checkpoints written before stay (typer's own exits still pass through)."""
+@pytest.mark.slow  # three short runs through the command line
+def test_plugin_code_that_exits_or_fails_mid_run_fails_the_command_and_keeps_the_trained_steps(tmp_path):
+    """sys.exit(0) in a loss or a callback is not a silent success: exit code 1 and one line naming where.
+    Between steps (a callback's hook, the closing evaluation's metric) the state is whole, and the
+    steps trained since the last checkpoint are saved; inside a step they cannot be."""
     path = tmp_path / "quitters.py"
     path.write_text(MID_RUN_QUITTERS)
-    common = ["run", "toy-gaussian", "--steps", "6", "--no-eval", "--plugin", path, "--set", "checkpoint.every_steps=2"]
-    for setting, code, where in (("loss=quits", "0", "discriminator_loss"), ("callbacks.quits={}", "None", "on_step_end")):
+    lines = MID_RUN_QUITTERS.splitlines()
+    common = ["run", "toy-gaussian", "--steps", "5", "--plugin", path, "--set", "checkpoint.every_steps=2"]
+    cases = [
+        ("loss=quits", f"plugin code called sys.exit(0) in discriminator_loss ({path}:{lines.index('            sys.exit(0)') + 1}):"
+         " a plugin cannot end a command, so it failed (exit code 1)", [2]),
+        ("callbacks.quits={}", f"plugin code called sys.exit(None) in on_step_end ({path}:{lines.index('            sys.exit()') + 1}):"
+         " a plugin cannot end a command, so it failed (exit code 1); training stopped at step 3: saved in {ckpt3}", [2, 3]),
+        ('eval.metrics={"fails-later": {}}', "RuntimeError: the metric broke; training stopped at step 5: saved in {ckpt5}", [4, 5]),  # keep: 2
+    ]
+    for setting, message, kept in cases:
         run = tmp_path / setting.split("=")[0]
         result = advnets(*common, "--set", setting, "--out", run)
         assert result.returncode == 1, result.stderr
-        line = MID_RUN_QUITTERS.splitlines().index(f"            sys.exit({'0' if code == '0' else ''})") + 1
-        assert error_lines(result) == [
-            f"error: plugin code called sys.exit({code}) in {where} ({path}:{line}): a plugin cannot end a command, so it failed (exit code 1)"
-        ], result.stderr
-        assert "Traceback" not in result.stderr
-        assert [p.name for p in step_checkpoints(run / "checkpoints")] == [ckpt(run, 2).name]
+        message = message.format(ckpt3=ckpt(run, 3), ckpt5=ckpt(run, 5))
+        if kept[-1] != 2:
+            message += f"; resume with: advnets run --resume {run}"
+        assert error_lines(result) == [f"error: {message}"], result.stderr
+        assert ("Traceback" in result.stderr) == ("RuntimeError" in message)  # a bug in code shows where it is
+        assert [p.name for p in step_checkpoints(run / "checkpoints")] == [ckpt(run, s).name for s in reversed(kept)]
     completion = subprocess.run([sys.executable, "-m", "advnets", "--show-completion", "bash"], env=env(), capture_output=True, text=True)
     assert completion.returncode == 0 and "complete" in completion.stdout, completion.stderr
 
