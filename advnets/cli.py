@@ -838,7 +838,9 @@ def eval_(
     if target is not None:
         save_evaluation(evaluation, target)
     if as_json:
-        print(json.dumps(evaluation.as_json(), indent=2))
+        from .files import to_json
+
+        print(to_json(evaluation.as_json(), indent=2))
         return
     table = Table(title=f"{evaluation.source}: " + ", ".join(f"{k} {v}" for k, v in evaluation.info.items()))
     table.add_column("metric")
@@ -934,7 +936,9 @@ def compare(
     if not no_plot:
         plot_comparison(comparison, out)
     if as_json:
-        print(json.dumps({**comparison.as_json(), "plot": None if no_plot else str(out)}, indent=2))
+        from .files import to_json
+
+        print(to_json({**comparison.as_json(), "plot": None if no_plot else str(out)}, indent=2))
     else:
         out_console.print(comparison_table(comparison))
     if not no_plot:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -88,8 +89,27 @@ def write_rendered(path: Path, render: Callable[[BinaryIO, str], Any], what: str
     write_atomic(path, buffer.getvalue(), what)
 
 
+def to_json(obj: Any, indent: int | None = None) -> str:
+    """Standard JSON of ``obj``: a NaN or infinite number (a metric that failed) is written as null.
+
+    Python's own ``NaN`` and ``Infinity`` are not JSON: ``jq``, JavaScript and many
+    readers refuse a line that holds one.
+    """
+    return json.dumps(_finite(obj), indent=indent, allow_nan=False)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _finite(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(value) for value in obj]
+    return obj
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
-    write_atomic(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+    write_atomic(path, (to_json(obj, indent=2) + "\n").encode())
 
 
 def open_log(path: Path) -> int:

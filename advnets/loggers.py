@@ -25,7 +25,7 @@ from typing import Any
 from torch import Tensor
 
 from .callbacks import Checkpointer
-from .files import append_line, check_file_slot, jsonl_log_name, open_log, plain_file_name, write_json_atomic
+from .files import append_line, check_file_slot, jsonl_log_name, open_log, plain_file_name, to_json, write_json_atomic
 from .errors import ConfigError, WriteError, first_line, writing
 from .metrics import DIRECTIONS
 from .trainer import AdversarialTrainer, Callback
@@ -89,7 +89,7 @@ class JsonlLogger(Callback):
         with writing(path, "the metrics log"):
             if self._fd is None:
                 self._fd = open_log(path)
-            append_line(self._fd, json.dumps(record) + "\n")
+            append_line(self._fd, to_json(record) + "\n")
 
     def on_fit_end(self, trainer: AdversarialTrainer) -> None:
         if self._fd is not None:

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import numbers
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from .data import Data
-from .errors import ConfigError
+from .errors import ConfigError, PluginError
+from .plots import NOT_METRICS
 
 
 Metric = Callable[..., Mapping[str, float]]
@@ -114,6 +117,44 @@ def score(
     seconds: dict[str, float] = {}
     for name, metric in metrics.items():
         start = time.perf_counter()
-        results.update(metric(samples, data, labels=labels) if takes_labels(metric) else metric(samples, data))
+        reported = metric(samples, data, labels=labels) if takes_labels(metric) else metric(samples, data)
+        results.update(numbers_of(name, reported))
         seconds[name] = round(time.perf_counter() - start, 3)
     return results, seconds
+
+
+RECORD_KEYS = NOT_METRICS
+"""Keys of an evaluation record that a metric's numbers cannot take."""
+
+
+def numbers_of(name: str, reported: Any) -> dict[str, float | int]:
+    """A metric's report, checked: names (not a record's own keys) to plain numbers.
+
+    A one-element tensor or a NumPy number becomes a Python number; anything else
+    (a string, a list, a tensor of several values) is the metric's error, said before
+    training by the check, not as a crash when the record is written.
+    """
+    if not isinstance(reported, Mapping):
+        raise PluginError(f"metric {name!r} returned {_kind(reported)}: a metric returns {{name: number}}")
+    found: dict[str, float | int] = {}
+    for key, value in reported.items():
+        if not isinstance(key, str):
+            raise PluginError(f"metric {name!r} reported a number under {key!r}: names must be strings")
+        if key in RECORD_KEYS:
+            raise PluginError(f"metric {name!r} reported {key!r}, a key of the evaluation record itself: name it otherwise")
+        if isinstance(value, Tensor) and value.numel() == 1 and not value.dtype.is_complex and value.dtype != torch.bool:
+            value = value.item()
+        elif isinstance(value, numbers.Real) and not isinstance(value, (bool, int, float)):
+            value = float(value)  # a NumPy number
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise PluginError(f"metric {name!r} reported {key!r} as {_kind(value)}: a metric reports numbers")
+        found[key] = value
+    return found
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    if isinstance(value, (str, bool)):
+        return f"{type(value).__name__} {value!r}"
+    return "None" if value is None else f"a {type(value).__name__}"

@@ -45,6 +45,7 @@ def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[int]]:
     A damaged line (cut short by a crash, or not a JSON object with an integer step) is
     skipped; the callers say so. A resumed run repeats the steps after its checkpoint:
     the last record of each (event, step) is kept, and the records come in step order.
+    A null number of a training or evaluation record reads as NaN.
     """
     path = metrics_path(run_dir)
     if path.exists() and not path.is_file():
@@ -64,6 +65,8 @@ def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[int]]:
         except (ValueError, RecursionError):
             record = None
         if isinstance(record, dict) and isinstance(record.get("step"), int) and not isinstance(record["step"], bool):
+            if record.get("event") in ("train", "eval"):  # a number written as null was NaN or infinite (files.to_json)
+                record = {k: math.nan if v is None and k not in NOT_METRICS else v for k, v in record.items()}
             records.append(record)
         else:
             damaged.append(number)

@@ -61,6 +61,101 @@ def test_bad_declarations_are_one_line_naming_the_metric(directions, headline, m
         declared("bad", Bad())
 
 
+def test_a_metrics_numbers_become_plain_numbers():
+    """A one-element tensor or a NumPy number is a number; what a record cannot hold is refused by score."""
+    import numpy as np
+    import torch
+
+    from advnets import Data
+    from advnets.metrics import score
+
+    data = Data(train=torch.zeros(4, 2))
+    report = {"a": torch.tensor(2.5), "b": np.float32(0.25), "c": 3, "d": float("nan"), "e": torch.tensor([7])}
+    results, _ = score({"m": lambda samples, d: report}, torch.zeros(4, 2), data)
+    assert results == pytest.approx({"a": 2.5, "b": 0.25, "c": 3, "d": float("nan"), "e": 7}, nan_ok=True)
+    assert all(type(v) in (int, float) for v in results.values())
+
+
+@pytest.mark.parametrize(
+    "report, message",
+    [
+        ([1.0], "metric 'm' returned a list: a metric returns {name: number}"),
+        (None, "metric 'm' returned None: a metric returns {name: number}"),
+        ({"step": 999}, "metric 'm' reported 'step', a key of the evaluation record itself: name it otherwise"),
+        ({"epoch": -1}, "metric 'm' reported 'epoch', a key of the evaluation record itself: name it otherwise"),
+        ({"x": "high"}, "metric 'm' reported 'x' as str 'high': a metric reports numbers"),
+        ({"x": {"a": 1}}, "metric 'm' reported 'x' as a dict: a metric reports numbers"),
+        ({"x": True}, "metric 'm' reported 'x' as bool True: a metric reports numbers"),
+        ({"x": "tensor"}, "metric 'm' reported 'x' as a tensor of shape (3,): a metric reports numbers"),
+        ({1: 2.0}, "metric 'm' reported a number under 1: names must be strings"),
+    ],
+    ids=["a list", "None", "step", "epoch", "a string", "a dict", "a bool", "a tensor of three", "a non-string key"],
+)
+def test_a_metric_that_reports_what_a_record_cannot_hold_is_one_line(report, message):
+    import torch
+
+    from advnets import Data
+    from advnets.errors import PluginError
+    from advnets.metrics import score
+
+    if report == {"x": "tensor"}:
+        report = {"x": torch.ones(3)}
+    with pytest.raises(PluginError) as caught:
+        score({"m": lambda samples, data: report}, torch.zeros(4, 2), Data(train=torch.zeros(4, 2)))
+    assert str(caught.value) == message
+
+
+NAN_METRIC = """
+from advnets import Component, hookimpl
+
+
+def broken():
+    \"\"\"A metric whose numbers failed.\"\"\"
+    return lambda samples, data: {"nan": float("nan"), "inf": float("inf"), "fine": 1.5}
+
+
+@hookimpl
+def register_components(register):
+    register(Component(kind="metric", name="broken", factory=broken))
+"""
+
+
+def strict(text: str):
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_nan_or_infinite_number_is_written_as_standard_json_null_and_read_back_as_nan(tmp_path):
+    """metrics.jsonl, eval.json and --json output are standard JSON (jq and JavaScript refuse NaN)."""
+    import math
+
+    from advnets.plots import read_records
+
+    plugin, out = tmp_path / "broken.py", tmp_path / "run"
+    plugin.write_text(NAN_METRIC)
+    result = runner.invoke(app, [*TOY, "--out", str(out), "--plugin", str(plugin), "--set", 'eval.metrics={"broken": {}}',
+                                 "--set", "eval.n_samples=100"])
+    assert result.exit_code == 0, result.output
+    records = [strict(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if r["event"] == "eval"]
+    assert evals and all(r["nan"] is None and r["inf"] is None and r["fine"] == 1.5 for r in evals)
+    read = [r for r in read_records(out) if r["event"] == "eval"]
+    assert all(math.isnan(r["nan"]) and math.isnan(r["inf"]) for r in read)
+    result = runner.invoke(app, ["eval", str(out), "--plugin", str(plugin), "--n", "100", "--json"])
+    assert result.exit_code == 0, result.output
+    reported = strict(result.stdout[result.stdout.index("{"):])
+    assert reported["results"]["nan"] is None and reported["results"]["fine"] == 1.5
+    assert strict((out / "eval.json").read_text())["results"]["inf"] is None
+    import shutil
+
+    shutil.copytree(out, tmp_path / "copy")
+    compared = runner.invoke(app, ["compare", str(out), str(tmp_path / "copy"), "--json", "--no-plot"])
+    assert compared.exit_code == 0, compared.output
+    strict(compared.stdout[compared.stdout.index("{"):])
+
+
 def test_eval_best_takes_its_direction_from_the_metric(tmp_path):
     """gaussian-w1 declares lower is better: best.safetensors follows the lowest w1 without eval.mode."""
     out = tmp_path / "run"
