@@ -66,7 +66,8 @@ def encode_state(tree: Any, tensors: dict[str, torch.Tensor], prefix: str = "") 
         return [encode_state(value, tensors, f"{prefix}.{i}") for i, value in enumerate(tree)]
     if tree is None or isinstance(tree, (bool, int, float, str)):
         return tree
-    raise TypeError(f"cannot store a {type(tree).__name__} in a checkpoint (at {prefix or 'top level'})")
+    kind = type(tree).__name__
+    raise TypeError(f"cannot store {'an' if kind[0] in 'aeiouAEIOU' else 'a'} {kind} in a checkpoint (at {prefix or 'top level'})")
 
 
 def decode_state(tree: Any, tensors: Mapping[str, torch.Tensor]) -> Any:

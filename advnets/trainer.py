@@ -276,6 +276,23 @@ def _overrides(callback: Callback, hook: str) -> bool:
     return getattr(type(callback), hook, None) is not getattr(Callback, hook)
 
 
+def check_callback_state(callback: Callback) -> None:
+    """A callback's ``state_dict()`` is one a checkpoint can store and a resume can load: said
+    before training, not at the first checkpoint, when the steps trained so far would be lost."""
+    from .checkpoint import encode_state
+
+    state = callback.state_dict()
+    if state is None:
+        return
+    key = callback_key(callback)
+    if not isinstance(state, dict):
+        raise ConfigError(f"callback {key}: state_dict() must return a dict or None, got a {type(state).__name__}")
+    try:
+        encode_state(state, {}, f"callbacks.{key}")
+    except TypeError as exc:
+        raise ConfigError(f"callback {key}'s state_dict(): {exc}") from None
+
+
 def callback_key(callback: Callback) -> str:
     return callback.state_key or type(callback).__name__
 
@@ -501,6 +518,8 @@ class AdversarialTrainer:
         with self._own_rng():
             for callback in self._hooked:
                 callback.check(self)
+        for callback in self.callbacks:
+            check_callback_state(callback)
 
     def _own_rng(self) -> contextlib.AbstractContextManager:
         """Torch's global random streams (the CPU's and this device's) as they were, afterwards."""

@@ -45,7 +45,7 @@ def test_nested_state_round_trips_exactly(tmp_path):
 
 
 def test_encoding_refuses_objects_it_cannot_store():
-    with pytest.raises(TypeError, match="cannot store a object"):
+    with pytest.raises(TypeError, match="cannot store an object"):
         encode_state({"bad": object()}, {})
     assert decode_state(encode_state({"x": [1, {"$y": 2}]}, {}), {}) == {"x": [1, {"$y": 2}]}
 

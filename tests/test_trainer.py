@@ -443,3 +443,28 @@ def test_callbacks_that_evaluate_stay_quiet_when_evaluation_is_off(evaluation):
     trainer.fit(steps=2)
     assert plain.heard == ["check", "fit_start", "backward", "backward", "step", "backward", "backward", "log", "step", "epoch", "fit_end"]
     assert probe.heard == (plain.heard if evaluation else [])
+
+
+class StatefulCallback(Callback):
+    def __init__(self, state):
+        self.state = state
+
+    def state_dict(self):
+        return self.state
+
+
+@pytest.mark.parametrize(
+    "state, message",
+    [
+        ({"seen": {1, 2}}, "callback StatefulCallback's state_dict(): cannot store a set in a checkpoint (at callbacks.StatefulCallback.seen)"),
+        ([1, 2], "callback StatefulCallback: state_dict() must return a dict or None, got a list"),
+        ({"model": object()}, "callback StatefulCallback's state_dict(): cannot store an object in a checkpoint (at callbacks.StatefulCallback.model)"),
+    ],
+    ids=["a set", "a list", "an object"],
+)
+def test_callback_state_a_checkpoint_cannot_store_or_resume_is_refused_before_training(state, message):
+    """Found at the first checkpoint, it had lost every step trained so far; a list was saved but never resumed."""
+    with pytest.raises(ConfigError) as caught:
+        make_trainer(callbacks=[StatefulCallback(state)])
+    assert str(caught.value) == message
+    make_trainer(callbacks=[StatefulCallback({"seen": [1, 2], "count": torch.tensor(3), "nested": {"a": None}})])
