@@ -338,12 +338,11 @@ def _resolve_players(registry: Registry, config: dict[str, Any]) -> None:
         ema_decay = check_value(f"players.{name}.ema_decay", entry.get("ema_decay", 0.0), 0.0)
         ema_start = check_value(f"players.{name}.ema_start", entry.get("ema_start", 0), 0)
         ema_warmup = check_value(f"players.{name}.ema_warmup", entry.get("ema_warmup", 0), 0)
-        resolved[name] = {
-            "module": {"name": module["name"], **registry.params_at(f"players.{name}.module", name, module["name"], settings_of(module))},
-            "optimizer": {
-                "name": optimizer["name"],
-                **registry.params_at(f"players.{name}.optimizer", "optimizer", optimizer["name"], settings_of(optimizer)),
-            },
+        module_params = registry.params_at(f"players.{name}.module", name, module["name"], settings_of(module))
+        optimizer_params = registry.params_at(f"players.{name}.optimizer", "optimizer", optimizer["name"], settings_of(optimizer))
+        resolved[name] = {  # aliases recorded as their components' own names
+            "module": {"name": registry.get(name, module["name"]).name, **module_params},
+            "optimizer": {"name": registry.get("optimizer", optimizer["name"]).name, **optimizer_params},
             "ema_decay": ema_decay,
             "ema_start": ema_start,
             "ema_warmup": ema_warmup,
@@ -403,7 +402,8 @@ def _resolve_slot(registry: Registry, config: dict[str, Any], slot: str) -> None
     if not isinstance(entry, dict) or "name" not in entry:
         raise ConfigError(f"no {slot} chosen: give a preset that sets one, or --set {slot}=NAME")
     settings = settings_of(entry)
-    config[slot] = {"name": entry["name"], **registry.params_at(slot, SLOTS[slot], entry["name"], settings)}
+    params = registry.params_at(slot, SLOTS[slot], entry["name"], settings)
+    config[slot] = {"name": registry.get(SLOTS[slot], entry["name"]).name, **params}  # an alias is recorded as its component
 
 
 def _resolve_map(registry: Registry, config: dict[str, Any], prefix: tuple[str, ...], kind: str) -> None:
@@ -412,7 +412,15 @@ def _resolve_map(registry: Registry, config: dict[str, Any], prefix: tuple[str, 
         node = node[key]
     entries = node[prefix[-1]] or {}
     where = ".".join(prefix)
-    node[prefix[-1]] = {name: registry.params_at(f"{where}.{name}", kind, name, settings or {}) for name, settings in entries.items()}
+    resolved: dict[str, Any] = {}
+    given_as: dict[str, str] = {}
+    for name, settings in entries.items():
+        params = registry.params_at(f"{where}.{name}", kind, name, settings or {})
+        own = registry.get(kind, name).name  # an alias is recorded as its component's own name
+        if own in resolved:
+            raise ConfigError(f"{where} names {kind} {own!r} twice, as {given_as[own]!r} and {name!r}")
+        resolved[own], given_as[own] = params, name
+    node[prefix[-1]] = resolved
 
 
 def resolve(

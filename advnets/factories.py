@@ -125,7 +125,11 @@ class FactorySource:
             if node is _MISSING:
                 raise needs_default(self.where, arg.arg)
             try:
-                result[arg.arg] = ast.literal_eval(node)
+                value = ast.literal_eval(node)
+                # an int default annotated float is a float setting, as registry.defaults_of reads it
+                plain_float = isinstance(arg.annotation, ast.Name) and arg.annotation.id == "float"
+                plain_float |= isinstance(arg.annotation, ast.Constant) and str(arg.annotation.value).strip() == "float"
+                result[arg.arg] = float(value) if type(value) is int and plain_float else value
             except ValueError:
                 raise self._unreadable(
                     f"the default of {arg.arg!r} is not a literal: {ast.unparse(node)}"

@@ -12,8 +12,9 @@ Plugins come from three places, loaded in this order:
 An installed plugin that fails to import or to register (an exception, or
 ``sys.exit``), or that registers a name another plugin has, is reported by name
 and left out; the others still load. A plugin file the user named explicitly that
-fails is an error. Either way a misspelled hook name is caught. Only Ctrl-C
-(KeyboardInterrupt) raised inside plugin code passes through as itself.
+fails is an error. Either way a misspelled hook name is caught, and so is a hook
+function left without ``@hookimpl``. Only Ctrl-C (KeyboardInterrupt) raised inside
+plugin code passes through as itself.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.util
+import inspect
 import os
 import sys
 import traceback
@@ -71,12 +73,25 @@ class Plugins:
         return [info for info in self.infos if info.error]
 
 
+def _hook_names() -> list[str]:
+    return [name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "advnets_spec")]
+
+
 def _unknown_hooks(manager: pluggy.PluginManager, plugin: object) -> list[str]:
-    specs = [name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "advnets_spec")]
+    specs = _hook_names()
     return [
         f"unknown hook {caller.name!r}{close_matches(caller.name, specs)}"
         for caller in manager.get_hookcallers(plugin) or []
         if not caller.has_spec()
+    ]
+
+
+def _unmarked_hooks(manager: pluggy.PluginManager, plugin: object) -> list[str]:
+    """Functions named like a hook but not marked ``@hookimpl``, which pluggy would pass over in silence."""
+    return [
+        f"defines {name} without @hookimpl (from advnets import hookimpl)"
+        for name in _hook_names()
+        if callable(inspect.getattr_static(plugin, name, None)) and manager.parse_hookimpl_opts(plugin, name) is None
     ]
 
 
@@ -144,7 +159,7 @@ def load_plugins(
             strict.add(name)
         try:
             manager.register(plugin, name=name)
-            problems = _unknown_hooks(manager, plugin)
+            problems = _unknown_hooks(manager, plugin) + _unmarked_hooks(manager, plugin)
         except Exception as exc:  # pluggy's validation of hook signatures
             problems = [exception_line(exc)]
         if problems:

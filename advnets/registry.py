@@ -35,8 +35,31 @@ def _json_copy(value: Any, where: str) -> Any:
         raise PluginError(f"{where} must be JSON-able: {exc}") from None
 
 
+RESERVED_SETTINGS = ("kind", "name", "self")
+"""Names no setting may have: ``Registry.build(self, kind, name, **settings)`` takes them as its own
+arguments, and a component config ``{"name": ..., **settings}`` chooses its component by ``"name"``."""
+
+
+def _check_setting_names(settings: Iterable[str], where: str) -> None:
+    for key in settings:
+        if key in RESERVED_SETTINGS:
+            raise PluginError(
+                f"{where}: a setting cannot be called {key!r} (kind, name and self are reserved: build(kind, name, **settings) "
+                "takes them, and \"name\" in a component config chooses the component); rename the factory parameter"
+            )
+
+
+def _is_float(annotation: Any) -> bool:
+    """Whether a parameter is annotated plainly ``float`` (or ``"float"``, under ``from __future__ import annotations``)."""
+    return annotation is float or (isinstance(annotation, str) and annotation.strip() == "float")
+
+
 def _signature_defaults(factory: Callable[..., Any], where: str) -> dict[str, Any]:
-    """Read a factory's keyword defaults; every parameter must have one."""
+    """Read a factory's keyword defaults; every parameter must have one.
+
+    An int default of a parameter annotated ``float`` (``scale: float = 1``) is read as a float,
+    so that the setting takes fractions (its type comes from its default).
+    """
     try:
         parameters = inspect.signature(factory).parameters.values()
     except (TypeError, ValueError):  # some builtins have no signature
@@ -47,7 +70,7 @@ def _signature_defaults(factory: Callable[..., Any], where: str) -> dict[str, An
             continue
         if p.default is p.empty:
             raise factories.needs_default(where, p.name)
-        defaults[p.name] = p.default
+        defaults[p.name] = float(p.default) if type(p.default) is int and _is_float(p.annotation) else p.default
     return defaults
 
 
@@ -109,6 +132,7 @@ class Component:
             defaults = source.defaults() if self.lazy else _signature_defaults(self.factory, where)
         elif not isinstance(defaults, Mapping):
             raise PluginError(f"{where}: defaults must be a mapping, not {type(defaults).__name__}")
+        _check_setting_names(defaults, where)
         object.__setattr__(self, "defaults", _json_copy(dict(defaults), f"{where} defaults"))
         if not self.summary:
             summary = source.summary() if self.lazy else factories.doc_summary(self.factory.__doc__)

@@ -174,3 +174,35 @@ def test_a_partial_config_file_changes_only_what_it_names(registry, tmp_path):
     config = resolve_file(registry, path)
     assert config == resolved(registry, "seed=1", "trainer.epochs=1", "generator.hidden=[8]")
     assert config["trainer"]["batch_size"] == 128  # the preset's, not the core default 64
+
+
+ALIASES = '''
+from advnets import Component, hookimpl
+from advnets.losses import HingeLoss
+
+def scaled_hinge(scale: float = 1.0):
+    """A hinge loss, scaled."""
+    return HingeLoss()
+
+def mean_gap(samples, data):
+    return {"mean_gap": 0.0}
+
+@hookimpl
+def register_components(register):
+    register(Component(kind="loss", name="scaled-hinge", factory=scaled_hinge, aliases=("sh",)))
+    register(Component(kind="metric", name="mean-gap", factory=mean_gap, defaults={}, aliases=("gap",)))
+'''
+
+
+def test_a_config_records_the_components_own_name_not_the_alias_it_was_given(tmp_path):
+    from advnets.plugins import load_plugins
+
+    path = tmp_path / "aliased.py"
+    path.write_text(ALIASES)
+    registry = load_plugins([path], environ={}).registry
+    config = resolved(registry, "loss=sh", "loss.scale=0.5", "eval.metrics.gap={}")
+    assert config["loss"] == {"name": "scaled-hinge", "scale": 0.5}
+    assert "mean-gap" in config["eval"]["metrics"] and "gap" not in config["eval"]["metrics"]
+    assert resolve(registry, base=config, draw_seed=False) == config  # and it resolves to itself
+    with pytest.raises(ConfigError, match="eval.metrics names metric 'mean-gap' twice, as 'gap' and 'mean-gap'"):
+        resolved(registry, "eval.metrics.gap={}", "eval.metrics.mean-gap={}")

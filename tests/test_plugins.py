@@ -64,12 +64,21 @@ def test_a_broken_installed_plugin_is_reported_and_the_rest_load(tmp_path, monke
     install_fake_distribution(
         tmp_path,
         "advnets-zoo",
-        {"zoo-broken": "zoo_broken", "zoo-raises": "zoo_raises", "zoo-typo": "zoo_typo", "zoo-good": "zoo_good"},
+        {
+            "zoo-broken": "zoo_broken",
+            "zoo-raises": "zoo_raises",
+            "zoo-typo": "zoo_typo",
+            "zoo-good": "zoo_good",
+            "zoo-unmarked": "zoo_unmarked",
+            "zoo-kind": "zoo_kind",
+        },
         {
             "zoo_broken": "raise RuntimeError('boom at import')\n",
             "zoo_raises": GOOD.replace("    register(", "    register(Component(kind='loss', name='half-done', factory=margin_loss))\n    raise ValueError('oops')\n    register("),
             "zoo_typo": "from advnets import hookimpl\n@hookimpl\ndef register_component(register):\n    pass\n",
             "zoo_good": GOOD.format(name="zoo-margin"),
+            "zoo_unmarked": GOOD.format(name="zoo-unmarked").replace("@hookimpl\n", ""),
+            "zoo_kind": GOOD.format(name="zoo-kind").replace("margin: float = 1.0", "kind: str = 'a'"),
         },
     )
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -78,6 +87,9 @@ def test_a_broken_installed_plugin_is_reported_and_the_rest_load(tmp_path, monke
     assert infos["zoo-broken"].error == "failed to import: RuntimeError: boom at import"
     assert infos["zoo-raises"].error == "register_components failed: ValueError: oops"
     assert "unknown hook 'register_component' (did you mean: register_components?)" in infos["zoo-typo"].error
+    assert infos["zoo-unmarked"].error == "defines register_components without @hookimpl (from advnets import hookimpl)"
+    assert infos["zoo-kind"].error.startswith("loss 'zoo-kind': a setting cannot be called 'kind' (")
+    assert ("loss", "zoo-unmarked") not in plugins.registry and ("loss", "zoo-kind") not in plugins.registry
     assert infos["zoo-good"].error is None and infos["zoo-good"].version == "0.3"
     assert ("loss", "zoo-margin") in plugins.registry
     assert ("loss", "half-done") not in plugins.registry  # a plugin that fails half-way leaves nothing
@@ -131,6 +143,11 @@ def test_plugin_files_from_option_and_variable(tmp_path):
         (GOOD.format(name="Bad_Name"), "invalid component name 'Bad_Name'"),
         (GOOD.format(name="twice") + "    register(Component(kind='loss', name='twice', factory=margin_loss))\n", "registers loss 'twice' twice"),
         (GOOD.format(name="x").replace("register(Component(", "register(dict(") , "not an advnets.Component"),
+        (GOOD.format(name="x").replace("@hookimpl\n", ""), r"bad\.py: defines register_components without @hookimpl \(from advnets import hookimpl\)$"),
+        (
+            GOOD.format(name="named").replace("margin: float = 1.0", "name: str = 'a'"),
+            r"bad\.py: loss 'named': a setting cannot be called 'name' \(kind, name and self are reserved",
+        ),
     ],
 )
 def test_a_bad_plugin_file_fails_loudly(tmp_path, source, message):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from advnets import Component, ConfigError, PluginError, Registry
+from advnets.registry import type_name
 
 
 def factory(width: int = 8, rate: float = 0.5, names: list[str] = ("a", "b"), label: str | None = None):
@@ -109,3 +110,43 @@ def test_a_name_or_alias_claimed_by_two_plugins_names_both(first, second, messag
 def test_bad_aliases_are_rejected(aliases, message):
     with pytest.raises(PluginError, match=message):
         Component(kind="preset", name="x", factory=factory, aliases=aliases)
+
+
+def with_kind(kind: str = "a"):
+    return kind
+
+
+def with_name(width: int = 1, name: str = "a"):
+    return name
+
+
+def with_self(self: str = "a"):
+    return self
+
+
+@pytest.mark.parametrize("reserved, taken", [("kind", with_kind), ("name", with_name), ("self", with_self)])
+def test_a_setting_named_like_an_argument_of_build_is_refused(reserved, taken):
+    """build(kind, name, **settings) takes these itself, and {"name": ...} chooses the component in a config."""
+    message = f"loss 'x': a setting cannot be called '{reserved}' \\(kind, name and self are reserved"
+    with pytest.raises(PluginError, match=message):
+        Component(kind="loss", name="x", factory=taken)
+    with pytest.raises(PluginError, match=message):
+        Component(kind="loss", name="x", factory=factory, defaults={reserved: "a"})
+
+
+def test_a_float_annotation_makes_an_int_default_a_float_setting():
+    def scaled(scale: float = 1, steps: int = 2, maybe: float | None = 3, flag: float = True):
+        return scale
+
+    assert scaled.__annotations__["scale"] == "float"  # a string here: this file has `from __future__ import annotations`
+    namespace: dict = {}
+    exec(compile("def plain(scale: float = 1):\n    return scale\n", "<plain>", "exec", dont_inherit=True), namespace)
+    assert namespace["plain"].__annotations__["scale"] is float
+    registry = Registry([Component(kind="loss", name="x", factory=scaled), Component(kind="loss", name="y", factory=namespace["plain"])])
+    x, y = registry.get("loss", "x"), registry.get("loss", "y")
+    assert x.defaults == {"scale": 1.0, "steps": 2, "maybe": 3, "flag": True} and y.defaults == {"scale": 1.0}
+    assert [type_name(v) for v in x.defaults.values()] == ["float", "int", "int", "bool"]  # only plain float widens
+    assert registry.build("loss", "x", scale=0.5) == 0.5 and registry.build("loss", "y", scale=0.5) == 0.5
+    assert isinstance(registry.build("loss", "x"), float)
+    with pytest.raises(ConfigError, match="loss.steps must be an int, got float 0.5"):
+        registry.build("loss", "x", steps=0.5)

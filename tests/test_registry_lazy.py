@@ -203,3 +203,16 @@ def test_a_factory_its_source_cannot_describe_is_refused_at_registration(write_m
 def test_a_bad_import_path_is_refused_at_registration(factory, message):
     with pytest.raises(PluginError, match=message):
         Component(kind="loss", name="thing", factory=factory)
+
+
+def test_a_float_annotation_makes_an_int_default_a_float_setting_when_read_from_source(write_module):
+    """The same rule as for a factory object (tests/test_registry.py): only a plain float widens an int."""
+    module = write_module("floaty", '''
+    def make(scale: float = 1, steps: int = 2, quoted: "float" = 3, maybe: float | None = 4):
+        """Scales."""
+        return scale
+    ''')
+    registry = Registry([Component(kind="loss", name="floaty", factory=f"{module}:make")])
+    assert registry.get("loss", "floaty").defaults == {"scale": 1.0, "steps": 2, "quoted": 3.0, "maybe": 4}
+    assert [type(v) for v in registry.get("loss", "floaty").defaults.values()] == [float, int, float, int]
+    assert registry.build("loss", "floaty", scale=0.5) == 0.5
