@@ -197,6 +197,7 @@ class GANObjective(Objective):
         z = torch.zeros(2, trainer.latent_dim, device=trainer.device)
         with torch.no_grad(), eval_mode(generator), eval_mode(discriminator):
             fake = call(generator, z, labels)
+            _check_output("generator", fake)
             shape = tuple(trainer.data.sample_shape)
             if tuple(fake.shape[1:]) != shape:
                 raise ConfigError(
@@ -204,6 +205,7 @@ class GANObjective(Objective):
                     "set the generator's output shape to match"
                 )
             logits = call(discriminator, fake, labels)
+            _check_output("discriminator", logits)
             if logits.numel() != 2:
                 raise ConfigError(
                     f"the discriminator gave {tuple(logits.shape)} for 2 samples: it must return one logit per "
@@ -298,3 +300,13 @@ def gan() -> GANObjective:
 
 
 BUILTIN_OBJECTIVES = {"gan": gan}
+
+
+def _check_output(player: str, output: Any) -> None:
+    """What a player's forward returned is a float tensor of the data's float32 (one line, not a crash steps later)."""
+    if not isinstance(output, torch.Tensor):
+        raise ConfigError(f"the {player} returned {type(output).__name__}, not a tensor: its forward must return one tensor")
+    if output.dtype == torch.float64 or not output.dtype.is_floating_point:
+        raise ConfigError(
+            f"the {player} returned a {output.dtype} tensor; the data and the other player are float32 (no .double() in the module)"
+        )

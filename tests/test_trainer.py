@@ -468,3 +468,39 @@ def test_callback_state_a_checkpoint_cannot_store_or_resume_is_refused_before_tr
         make_trainer(callbacks=[StatefulCallback(state)])
     assert str(caught.value) == message
     make_trainer(callbacks=[StatefulCallback({"seen": [1, 2], "count": torch.tensor(3), "nested": {"a": None}})])
+
+
+class ListD(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(2, 1)
+
+    def forward(self, x):
+        return [self.net(x)]
+
+
+class DoubleG(nn.Module):
+    latent_dim = 4
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(4, 2).double()
+
+    def forward(self, z):
+        return self.net(z.double())
+
+
+@pytest.mark.parametrize(
+    "players, message",
+    [
+        ((Generator, ListD), "the discriminator returned list, not a tensor: its forward must return one tensor"),
+        ((DoubleG, Discriminator), "the generator returned a torch.float64 tensor; the data and the other player are float32 (no .double() in the module)"),
+    ],
+    ids=["D returns a list", "G returns float64"],
+)
+def test_players_that_return_what_training_cannot_use_are_one_line_before_training(players, message):
+    """They had been an AttributeError inside the check, and a dtype mismatch at the first step."""
+    data = Data(train=torch.randn(16, 2))
+    with pytest.raises(ConfigError) as caught:
+        AdversarialTrainer(players[0](), players[1](), NonSaturatingLoss(), data, batch_size=8, device="cpu")
+    assert str(caught.value) == message
