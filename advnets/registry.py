@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from . import factories
-from .errors import ConfigError, PluginError, close_matches, exception_line
+from .errors import AdvnetsError, ConfigError, PluginError, close_matches, exception_line
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 """Kinds and names are lowercase kebab-case: ``non-saturating``, ``lr-scheduler``."""
@@ -449,7 +449,9 @@ class Registry:
             return factory(**settings)
         except SystemExit as exc:  # plugin code cannot end a command as if it had succeeded
             raise PluginError(f"{kind} {name!r} of plugin {component.plugin!r} called sys.exit({exc.code!r}) when built") from None
-        except (ValueError, TypeError, RuntimeError, MemoryError, OverflowError) as exc:
+        except AdvnetsError:
+            raise  # the factory's own one-line error
+        except Exception as exc:  # noqa: BLE001 - whatever a factory raises (an assert, a KeyError), said in one line
             # settings that pass the type check but not the factory (or torch under it: a layer of
             # 2**40 units cannot be allocated): one line naming the component, before anything is written
             raise ConfigError(f"{kind} {name!r} cannot be built with these settings: {exception_line(exc)}") from None

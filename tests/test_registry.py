@@ -150,3 +150,24 @@ def test_a_float_annotation_makes_an_int_default_a_float_setting():
     assert isinstance(registry.build("loss", "x"), float)
     with pytest.raises(ConfigError, match="loss.steps must be an int, got float 0.5"):
         registry.build("loss", "x", steps=0.5)
+
+
+@pytest.mark.parametrize(
+    "error, line",
+    [
+        (AssertionError("width must be even"), "AssertionError: width must be even"),
+        (KeyError("relu6"), "KeyError: 'relu6'"),
+        (AttributeError("no attribute 'hiden'"), "AttributeError: no attribute 'hiden'"),
+    ],
+    ids=["an assert", "a KeyError", "an AttributeError"],
+)
+def test_whatever_a_factory_raises_is_one_line_naming_the_component(error, line):
+    """Not only ValueError and TypeError: an assert or a lookup in a plugin's factory was a traceback."""
+
+    def make(width: int = 3):
+        raise error
+
+    registry = Registry([Component(kind="loss", name="picky", factory=make)])
+    with pytest.raises(ConfigError) as caught:
+        registry.build("loss", "picky")
+    assert str(caught.value) == f"loss 'picky' cannot be built with these settings: {line}"
