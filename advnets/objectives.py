@@ -112,6 +112,12 @@ class StepContext:
         they were.
         """
         names = (players,) if isinstance(players, str) else tuple(players)
+        if not (isinstance(loss, Tensor) and loss.numel() == 1 and loss.dtype.is_floating_point):  # shapes: no sync
+            got = f"a {loss.dtype} tensor of shape {tuple(loss.shape)}" if isinstance(loss, Tensor) else f"a {type(loss).__name__}"
+            raise ConfigError(
+                f"the loss for {' and '.join(names)}'s update is {got}; it must be one number as a float tensor "
+                "(a mean over the batch: the loss's discriminator_loss or generator_loss, or the objective, returned it)"
+            )
         return self._trainer.update(names, loss)
 
 
@@ -211,6 +217,7 @@ class GANObjective(Objective):
                     f"the discriminator gave {tuple(logits.shape)} for 2 samples: it must return one logit per "
                     "sample, shape (n,) or (n, 1)"
                 )
+            _check_loss(trainer.loss)
 
     def diagnostics(self, trainer: AdversarialTrainer) -> dict[str, Diagnostic]:
         loss = trainer.loss
@@ -309,4 +316,14 @@ def _check_output(player: str, output: Any) -> None:
     if output.dtype == torch.float64 or not output.dtype.is_floating_point:
         raise ConfigError(
             f"the {player} returned a {output.dtype} tensor; the data and the other player are float32 (no .double() in the module)"
+        )
+
+
+def _check_loss(loss: Any) -> None:
+    """The loss is a GANLoss. (What its methods return is checked at each update, from shapes alone:
+    calling them here would move the state of a loss that keeps one.)"""
+    if not isinstance(loss, GANLoss):
+        raise ConfigError(
+            f"the loss is a {type(loss).__name__}, not a GANLoss (from advnets import GANLoss): "
+            "it needs discriminator_loss(real_logits, fake_logits) and generator_loss(fake_logits)"
         )

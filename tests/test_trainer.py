@@ -504,3 +504,42 @@ def test_players_that_return_what_training_cannot_use_are_one_line_before_traini
     with pytest.raises(ConfigError) as caught:
         AdversarialTrainer(players[0](), players[1](), NonSaturatingLoss(), data, batch_size=8, device="cpu")
     assert str(caught.value) == message
+
+
+class VectorLoss(NonSaturatingLoss):
+    def discriminator_loss(self, real_logits, fake_logits):
+        return real_logits - fake_logits  # forgot the mean
+
+
+class FloatLoss(NonSaturatingLoss):
+    def generator_loss(self, fake_logits, real_logits=None):
+        return float(fake_logits.mean())
+
+
+class NotALoss:
+    pass
+
+
+def test_a_loss_that_is_not_a_gan_loss_is_one_line_before_training():
+    with pytest.raises(ConfigError) as caught:
+        make_trainer(loss=NotALoss())
+    assert str(caught.value) == (
+        "the loss is a NotALoss, not a GANLoss (from advnets import GANLoss): "
+        "it needs discriminator_loss(real_logits, fake_logits) and generator_loss(fake_logits)"
+    )
+
+
+@pytest.mark.parametrize(
+    "loss, got",
+    [(VectorLoss(), "discriminator's update is a torch.float32 tensor of shape (8,)"), (FloatLoss(), "generator's update is a float")],
+    ids=["a vector", "a float"],
+)
+def test_a_loss_that_is_not_one_number_is_one_line_at_its_update(loss, got):
+    """Checked from shapes at each update (no host sync), not by calling the loss before training."""
+    trainer = make_trainer(loss=loss)
+    with pytest.raises(ConfigError) as caught:
+        trainer.fit(steps=1)
+    assert str(caught.value) == (
+        f"the loss for {got}; it must be one number as a float tensor (a mean over the batch: "
+        "the loss's discriminator_loss or generator_loss, or the objective, returned it)"
+    )
