@@ -179,54 +179,12 @@ def _plugins(files: list[Path] | None, source: Path | None = None):
     used (config.json's ``plugin_files``); they load again without ``--plugin`` (see
     :mod:`advnets.provenance`).
     """
-    from .plugins import load_plugins, plugin_file_paths
-    from .provenance import files_to_load
+    from .provenance import load_for
 
-    extra: list[Path] = []
-    if source is not None:
-        recorded, where = _recorded_plugin_files(Path(source))
-        if recorded:
-            extra, notes = files_to_load(recorded, plugin_file_paths(files or (), os.environ), where)
-            for note in notes:
-                err_console.print(f"advnets: {note}", markup=False, highlight=False)
-    plugins = load_plugins([*(files or ()), *extra])
-    if plugins.filter_note:
-        err_console.print(f"advnets: warning: {plugins.filter_note}", markup=False, highlight=False)
-    for info in plugins.errors:
-        err_console.print(f"advnets: warning: plugin {info.name!r} not loaded: {info.error}")
+    plugins, notes = load_for(files or (), source)
+    for note in notes:
+        err_console.print(f"advnets: {note}", markup=False, highlight=False)
     return plugins
-
-
-def _recorded_plugin_files(source: Path) -> tuple[list[dict[str, str]], str]:
-    """The plugin files a run folder, checkpoint or config file records, and what to call it.
-
-    Only regular files are read; an unreadable record is left for the command's own checks.
-    """
-    from .checkpoint import read_metadata
-    from .config import is_config_file, load_config_file
-    from .provenance import recorded_in
-
-    try:
-        if source.is_dir():
-            path = source / "config.json"
-            config = load_config_file(path) if path.is_file() else None
-            where = str(source)
-        elif source.is_file() and is_config_file(str(source)):
-            config, where = load_config_file(source), str(source)
-        elif source.is_file():
-            config, where = read_metadata(source).get("config"), str(source)
-        else:
-            return [], str(source)
-    except AdvnetsError:
-        return [], str(source)
-    return recorded_in(config, where), where
-
-
-def _file_plugins(plugins: Any) -> list[dict[str, str]]:
-    """Records (path, sha256) of the plugin files that loaded: what a new run's config.json keeps."""
-    from .provenance import records_of
-
-    return records_of(Path(info.location) for info in plugins.infos if info.source == "file" and not info.error)
 
 
 def _version(value: bool) -> None:
@@ -391,6 +349,7 @@ def _run(preset, set_, options, out, resume, plugin, check_world_size: int | Non
     from . import distributed
     from .console import ProgressDisplay, summary_table
     from .runs import check_start, resume_run, start_run
+    from .provenance import file_records
 
     source = resume if resume is not None else Path(preset) if preset is not None and Path(preset).is_file() else None
     plugins = _plugins(plugin, source)
@@ -406,7 +365,7 @@ def _run(preset, set_, options, out, resume, plugin, check_world_size: int | Non
             resume,
             preset=preset,
             overrides=_overrides(set_, options),
-            plugin_files=_file_plugins(plugins),
+            plugin_files=file_records(plugins),
             extra_callbacks=[display],
             check_world_size=check_world_size,
         )
@@ -424,7 +383,7 @@ def _run(preset, set_, options, out, resume, plugin, check_world_size: int | Non
         if preset is None:
             raise ConfigError("name a preset (advnets list components --kind preset) or a config file, or --resume a run")
         config = _resolve(registry, preset, _overrides(set_, options))
-        config["plugin_files"] = _file_plugins(plugins)
+        config["plugin_files"] = file_records(plugins)
         if check_world_size is not None:
             check_start(registry, config, out, check_world_size)
             return

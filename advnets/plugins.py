@@ -40,6 +40,8 @@ from .registry import Component, Registry
 ENTRY_POINT_GROUP = "advnets"
 LOAD_FILTER_VAR = "ADVNETS_LOAD_PLUGINS"
 PLUGIN_FILES_VAR = "ADVNETS_PLUGINS"
+ENVIRONMENT = (LOAD_FILTER_VAR, PLUGIN_FILES_VAR)
+"""The variables that choose which plugins load."""
 CORE_PLUGIN = "advnets"
 
 
@@ -268,12 +270,14 @@ def _version(distribution: str) -> str | None:
         return None
 
 
-_default: Plugins | None = None
+_default: tuple[tuple[str | None, ...], Plugins] | None = None
 
 
 def default_plugins() -> Plugins:
-    """The plugins of this process's environment, loaded once (for the Python API)."""
+    """The plugins of this process's environment, loaded once for each value of the variables
+    that choose them (for the Python API: a notebook may set ADVNETS_PLUGINS after its first call)."""
     global _default
-    if _default is None:
-        _default = load_plugins()
-    return _default
+    key = tuple(os.environ.get(name) for name in ENVIRONMENT)
+    if _default is None or _default[0] != key:
+        _default = (key, load_plugins())
+    return _default[1]

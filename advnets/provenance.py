@@ -8,6 +8,8 @@ config.json as ``plugin_files: [{"path": ABSOLUTE PATH, "sha256": HEX}]``. ``run
 * one that a ``--plugin`` names again (by its path, or by a file with the same content
   somewhere else) is loaded as given: this is how a moved file is found, and how a
   deliberately edited one is accepted;
+* one that is gone while ``--plugin`` gives files that match no record (moved and
+  edited) is replaced by them, with a note;
 * one that moved or changed and is not given is one line of error that says which and
   what to do, before anything is built or written.
 
@@ -24,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import AdvnetsError, ConfigError
 
 FIELD = "plugin_files"
 """The top-level config key: not a setting, but a record of where the run's components came from."""
@@ -84,6 +86,9 @@ def files_to_load(recorded: list[dict[str, str]], given: Iterable[Path], where: 
     for path in given:
         if path.is_file():
             given_digests.setdefault(file_digest(path), path)
+    # given files that stand for no record by path or content: a moved file that was also edited, perhaps
+    unrecorded = [p for p, d in ((p, next((d for d, q in given_digests.items() if q == p), None)) for p in given)
+                  if p not in {Path(e["path"]) for e in recorded} and d not in {e["sha256"] for e in recorded}]
     extra: list[Path] = []
     notes: list[str] = []
     for entry in recorded:
@@ -94,6 +99,12 @@ def files_to_load(recorded: list[dict[str, str]], given: Iterable[Path], where: 
             continue
         if digest in given_digests:
             continue  # the same file, moved: --plugin names its new place
+        if not path.is_file() and unrecorded:
+            notes.append(
+                f"{where} records the plugin file {path}, which is no longer there; going on with "
+                f"{', '.join(str(p) for p in unrecorded)} (given, with other content) in its place"
+            )
+            continue
         if not path.is_file():
             raise ConfigError(
                 f"{where} records the plugin file {path}, which is no longer there; "
@@ -108,3 +119,52 @@ def files_to_load(recorded: list[dict[str, str]], given: Iterable[Path], where: 
         if path not in extra:
             extra.append(path)
     return extra, notes
+
+
+def load_for(files: Iterable[str | os.PathLike[str]] = (), source: str | os.PathLike[str] | None = None) -> tuple[Any, list[str]]:
+    """The plugins to load for a command: installed ones, ``files`` (and ADVNETS_PLUGINS), and
+    the files ``source`` (a run folder, a checkpoint or a config file) records; with the notes
+    and warnings to show (a changed file given again, a plugin that did not load)."""
+    from .plugins import load_plugins, plugin_file_paths
+
+    files = [Path(f) for f in files]
+    extra: list[Path] = []
+    notes: list[str] = []
+    if source is not None:
+        recorded, where = recorded_by(Path(source))
+        if recorded:
+            extra, notes = files_to_load(recorded, plugin_file_paths(files, os.environ), where)
+    plugins = load_plugins([*files, *extra])
+    if plugins.filter_note:
+        notes.append(f"warning: {plugins.filter_note}")
+    notes += [f"warning: plugin {info.name!r} not loaded: {info.error}" for info in plugins.errors]
+    return plugins, notes
+
+
+def recorded_by(source: Path) -> tuple[list[dict[str, str]], str]:
+    """The plugin files a run folder, checkpoint or config file records, and what to call it.
+
+    Only regular files are read; an unreadable record is left for the command's own checks.
+    """
+    from .checkpoint import read_metadata
+    from .config import is_config_file, load_config_file
+
+    try:
+        if source.is_dir():
+            path = source / "config.json"
+            config = load_config_file(path) if path.is_file() else None
+            where = str(source)
+        elif source.is_file() and is_config_file(str(source)):
+            config, where = load_config_file(source), str(source)
+        elif source.is_file():
+            config, where = read_metadata(source).get("config"), str(source)
+        else:
+            return [], str(source)
+    except AdvnetsError:
+        return [], str(source)
+    return recorded_in(config, where), where
+
+
+def file_records(plugins: Any) -> list[dict[str, str]]:
+    """Records (path, sha256) of the plugin files that loaded: what a new run's config.json keeps."""
+    return records_of(Path(info.location) for info in plugins.infos if info.source == "file" and not info.error)

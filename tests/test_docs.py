@@ -85,15 +85,21 @@ def test_the_readme_python_examples_use_only_public_names():
         assert (imported | used) <= set(advnets.__all__), (imported | used) - set(advnets.__all__)
 
 
-@pytest.mark.parametrize("index", [pytest.param(0, marks=pytest.mark.slow), pytest.param(1, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("index", [pytest.param(i, marks=pytest.mark.slow) for i in range(3)])
 def test_the_python_examples_run_as_written(tmp_path, monkeypatch, index):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ADVNETS_PLUGINS", raising=False)
+    (tmp_path / "my_loss.py").write_text(next(b for b in code_blocks(REPO / "README.md", "python") if "class SoftHinge" in b))
     code = code_blocks(DOCS / "python.md", "python")[index]
     namespace: dict = {}
     exec(compile(code, f"docs/python.md block {index}", "exec"), namespace)  # noqa: S102 - the docs' own example
     if index == 0:
         assert namespace["resumed"].trainer.step == 12 * namespace["run"].trainer.steps_per_epoch
         assert namespace["samples"].shape == (1000, 1) and namespace["more"].shape == (5, 1)
+    elif index == 1:  # the plugin file, recorded by the run and loaded again for its generator
+        assert [r["path"] for r in namespace["run"].config["plugin_files"]] == [str(tmp_path / "my_loss.py")]
+        assert namespace["run"].config["loss"] == {"name": "soft-hinge", "margin": 0.5}
+        assert namespace["generator"].sample(3, seed=0).shape == (3, 1)
     else:
         assert namespace["trainer"].epoch == 5
 

@@ -185,3 +185,38 @@ def test_plugin_files_are_recorded_and_found_again(tmp_path, cli):
     accepted = invoke("sample", str(out), "--out", str(tmp_path / "u.png"), "--plugin", str(moved))
     assert accepted.exit_code == 0, accepted.output
     assert "changed since" in accepted.stderr and "loading it as it is now" in accepted.stderr
+
+    # moved and edited: a --plugin that matches no record by place or content stands in, with a note
+    renamed = tmp_path / "renamed.py"
+    shutil.move(moved, renamed)
+    renamed.write_text(renamed.read_text() + "\n# edited again\n")
+    stood_in = invoke("sample", str(out), "--out", str(tmp_path / "v.png"), "--plugin", str(renamed))
+    assert stood_in.exit_code == 0, stood_in.output
+    assert (f"{out} records the plugin file {moved.resolve()}, which is no longer there; going on with "
+            f"{renamed.resolve()} (given, with other content) in its place") in " ".join(stood_in.stderr.split())
+
+
+@pytest.mark.slow  # a short run and its resume, in this process
+def test_the_python_api_records_plugin_files_and_finds_them_again(tmp_path, monkeypatch):
+    """advnets.train(plugins=[...]) and ADVNETS_PLUGINS set in a notebook after its first call are
+    recorded; resume and evaluate load them again from the record."""
+    import advnets
+
+    monkeypatch.delenv("ADVNETS_PLUGINS", raising=False)
+    monkeypatch.delenv("ADVNETS_LOAD_PLUGINS", raising=False)
+    plugin = tmp_path / "soft_hinge.py"
+    plugin.write_text(textwrap.dedent(PLUGIN))
+    assert "soft-hinge" not in [c.name for c in advnets.components(kind="loss")]
+    settings = {"loss": "soft-hinge", "trainer.steps": 30, "callbacks": {}, "eval.at_end": False, "eval.every_epochs": 0}
+    given = advnets.train("toy-gaussian", out=tmp_path / "given", plugins=[plugin], settings=settings)
+    record = [{"path": str(plugin.resolve()), "sha256": file_digest(plugin)}]
+    assert given.config["plugin_files"] == record
+    monkeypatch.setenv("ADVNETS_PLUGINS", str(plugin))  # after the first call: read again
+    assert "soft-hinge" in [c.name for c in advnets.components(kind="loss")]
+    from_env = advnets.train("toy-gaussian", out=tmp_path / "env", settings=settings)
+    assert from_env.config["plugin_files"] == record
+    monkeypatch.delenv("ADVNETS_PLUGINS")
+    assert "soft-hinge" not in [c.name for c in advnets.components(kind="loss")]
+    resumed = advnets.resume(tmp_path / "given", steps=40)  # builds soft-hinge: found from the record
+    assert resumed.trainer.step == 40 and resumed.config["plugin_files"] == record
+    assert "w1" in advnets.evaluate(tmp_path / "env", metrics=["gaussian-w1"], n=200)
