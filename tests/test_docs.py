@@ -272,6 +272,15 @@ def test_documented_command(command, tour, request):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
 
 
+def test_the_table_of_kinds_in_writing_plugins_lists_every_installed_kind(registry):
+    """docs/plugins.md says what each kind's factory returns: every kind the shipped plugins register
+    (a player's kind, like bigan's encoder, under "any player's kind")."""
+    rows = re.findall(r"^\| `([a-z-]+)` \|", (DOCS / "plugins.md").read_text(), flags=re.MULTILINE)
+    listed = set(rows) | {"encoder"}  # the row "any player's kind (`encoder`, ...)"
+    assert "any player's kind (`encoder`, ...)" in (DOCS / "plugins.md").read_text()
+    assert set(registry.kinds()) - listed == set()
+
+
 def test_the_dataset_plugin_in_your_own_data_builds(tmp_path):
     from advnets.plugins import load_plugins
 
