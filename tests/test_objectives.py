@@ -189,6 +189,13 @@ def test_a_plugin_file_outside_the_repository_adds_an_objective_with_a_third_pla
     # a misspelled player setting is one line, exit 2
     bad = cli("run", "toy-gaussian", "--plugin", str(plugin), "--set", "players.encoder.modul=mlp", "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and "a player has" in bad.stderr and "Traceback" not in bad.stderr
+    # an encoder whose code is not G's latent size is refused by the objective's check
+    wide = cli("run", "toy-gaussian", "--plugin", str(plugin), "--set", "objective=latent-regression",
+               "--set", 'players.encoder={"module": {"name": "mlp", "latent_dim": 3}, "optimizer": {"name": "adam"}}',
+               "--out", str(tmp_path / "wide"))
+    assert wide.returncode == 2, wide.stderr
+    assert wide.stderr.strip().endswith("the encoder gives codes of shape (3,); G's latent_dim is 1: set players.encoder.module.latent_dim=1")
+    assert not (tmp_path / "wide").exists()
 
 
 # --- hooks --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from advnets import Component, Diagnostic, Objective, hookimpl
+from advnets import Component, ConfigError, Diagnostic, Objective, hookimpl
 
 
 class MLPEncoder(nn.Module):
@@ -36,6 +36,15 @@ class LatentRegression(Objective):
 
     def __init__(self, weight: float = 1.0) -> None:
         self.weight = weight
+
+    def check(self, trainer):
+        """Before training: E's code has G's latent size (a mismatch would broadcast in silence)."""
+        latent = trainer.players.generator.module.latent_dim
+        with torch.no_grad():
+            code = trainer.players.encoder.module(torch.zeros(2, *trainer.data.sample_shape, device=trainer.device))
+        if tuple(code.shape) != (2, latent):
+            raise ConfigError(f"the encoder gives codes of shape {tuple(code.shape[1:])}; G's latent_dim is {latent}: "
+                              f"set players.encoder.module.latent_dim={latent}")
 
     def diagnostics(self, trainer):
         return {
