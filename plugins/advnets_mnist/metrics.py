@@ -13,8 +13,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 import weakref
+from pathlib import Path
 
+import safetensors.torch
 import torch
 from torch import Tensor
 
@@ -22,7 +28,7 @@ from advnets import Data
 from advnets.data import to_unit
 from advnets.errors import ConfigError
 
-from .classifier import load_classifier
+from .classifier import WEIGHTS_SHA256, load_classifier
 
 
 def _unit_images(samples: Tensor, data: Data) -> Tensor:
@@ -102,9 +108,50 @@ class _TestFeatures:
         if key not in self._cache:
             if data.test is None:
                 raise ConfigError(f"mnist-fid needs a test set; dataset {data.name!r} has none")
-            features, _ = classify(_unit_images(data.decode(data.test.cpu()), data))
-            self._cache = {key: (features.mean(0), torch.cov(features.T))}
+            self._cache = {key: _reference_moments(data)}
         return self._cache[key]
+
+
+def cache_folder() -> Path:
+    """Where the test set's FID reference is kept between processes: ``$XDG_CACHE_HOME/advnets``
+    (``~/.cache/advnets`` without it), in ``mnist-fid/``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "advnets" / "mnist-fid"
+
+
+def _reference_moments(data: Data) -> tuple[Tensor, Tensor]:
+    """The mean and covariance of the classifier's features of the test set.
+
+    Classifying the 10,000 test images takes about 5 s on a 2-core CPU, and every run
+    and every ``advnets eval`` with mnist-fid needs them: they are kept in a file named by
+    a SHA-256 of the classifier's weights and of the test set (its bytes, dtype, shape and
+    value ranges), so only exactly this computation's result is ever read back. A cache
+    file that cannot be read is computed again; one that cannot be written is skipped.
+    """
+    test = data.test.detach().cpu().contiguous()
+    digest = hashlib.sha256(WEIGHTS_SHA256.encode())
+    digest.update(json.dumps([str(test.dtype), list(test.shape), data.raw_range, data.model_range]).encode())
+    digest.update(test.reshape(-1).view(torch.uint8).numpy().tobytes())
+    path = cache_folder() / f"reference-{digest.hexdigest()[:32]}.safetensors"
+    if path.is_file():
+        try:
+            saved = safetensors.torch.load_file(str(path))
+            mean, cov = saved["mean"], saved["cov"]
+            if mean.dtype == cov.dtype == torch.float64 and mean.dim() == 1 and cov.shape == (len(mean), len(mean)):
+                return mean, cov
+        except Exception:  # noqa: BLE001 - a damaged cache file: compute it again
+            pass
+    features, _ = classify(_unit_images(data.decode(test), data))
+    mean, cov = features.mean(0), torch.cov(features.T)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(safetensors.torch.save({"mean": mean.contiguous(), "cov": cov.contiguous()}))
+        os.replace(tmp, path)
+    except OSError:  # a read-only or full cache: the numbers are the same without it
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return mean, cov
 
 
 class MnistFID:
