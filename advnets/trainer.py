@@ -457,6 +457,12 @@ class AdversarialTrainer:
                 f"objective {type(self.objective).__name__} needs the player(s) {', '.join(missing)}; "
                 f"this run has {', '.join(self.players)}"
             )
+        unplayed = [name for name in self.players if name not in self.objective.players]
+        if unplayed:  # it would be built, checkpointed and never trained
+            raise ConfigError(
+                f"players.{unplayed[0]}: objective {type(self.objective).__name__} does not play it (it plays "
+                f"{', '.join(self.objective.players)}); choose an objective that does, or leave the player out"
+            )
         self.lr_schedule = lr_schedule
         self._ctx = StepContext(self)
 

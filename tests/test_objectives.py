@@ -163,6 +163,16 @@ def test_an_objective_needs_its_players():
         make_trainer(objective=Recover())
 
 
+def test_a_player_the_objective_does_not_play_is_refused():
+    """It would be built, checkpointed and never trained (players.encoder under objective gan was accepted)."""
+    with pytest.raises(ConfigError) as caught:
+        make_trainer(players={"encoder": PlayerSpec(Encoder())})
+    assert str(caught.value) == (
+        "players.encoder: objective GANObjective does not play it (it plays generator, discriminator); "
+        "choose an objective that does, or leave the player out"
+    )
+
+
 @pytest.mark.slow
 def test_a_plugin_file_outside_the_repository_adds_an_objective_with_a_third_player(tmp_path, cli):
     plugin = tmp_path / "elsewhere" / "latent_regression.py"
