@@ -90,8 +90,12 @@ class _UserErrorsExit2(_Group):
 
 
 def _raised_by_typer(exc: BaseException) -> bool:
+    """True for the exits of the command line's own libraries: typer's completion, rich's closed pipe."""
+    import rich
+
     frames = traceback.extract_tb(exc.__traceback__)
-    return bool(frames) and Path(frames[-1].filename).resolve().is_relative_to(Path(typer.__file__).resolve().parent)
+    ours = [Path(module.__file__).resolve().parent for module in (typer, rich)]
+    return bool(frames) and any(Path(frames[-1].filename).resolve().is_relative_to(folder) for folder in ours)
 
 
 def _plugin_exit_line(exc: SystemExit) -> str:

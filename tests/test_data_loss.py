@@ -302,6 +302,10 @@ def test_plugin_code_that_exits_or_fails_mid_run_fails_the_command_and_keeps_the
         assert [p.name for p in step_checkpoints(run / "checkpoints")] == [ckpt(run, s).name for s in reversed(kept)]
     completion = subprocess.run([sys.executable, "-m", "advnets", "--show-completion", "bash"], env=env(), capture_output=True, text=True)
     assert completion.returncode == 0 and "complete" in completion.stdout, completion.stderr
+    # rich's own exit on a closed pipe (`| head -1`) is not blamed on a plugin
+    piped = subprocess.run(["bash", "-c", f"'{sys.executable}' -m advnets info preset mlp-mnist | head -1 > /dev/null"],
+                           env=env(), capture_output=True, text=True)
+    assert "plugin code" not in piped.stderr, piped.stderr
 
 
 def install_distribution(folder: Path, modules: dict[str, str]) -> None:
