@@ -706,14 +706,14 @@ def sample(
     elif nearest:
         folder = None if data_dir is None else str(data_dir)
         searched = _sample_nearest(registry, loaded, generator, data_info, n, nrow, seed, out, folder, dev, labels)
-        err_console.print(f"{n} samples of the {which} in {loaded.path}, each beside its nearest of {searched} training images -> {out}")
+        err_console.print(f"{n} samples of {'the ' if loaded.averaged else ''}{which} in {loaded.path}, each beside its nearest of {searched} training images -> {out}")
     else:
         from .samples import write_samples
         from .trainer import generate
 
         samples = generate(generator, n, noise=loaded.noise, seed=seed, device=dev, labels=labels)
         write_samples(samples, data_info, out, nrow=nrow)
-        err_console.print(f"{n} samples of the {which} in {loaded.path} -> {out}")
+        err_console.print(f"{n} samples of {'the ' if loaded.averaged else ''}{which} in {loaded.path} -> {out}")
 
 
 def _sample_interpolation(generator, noise, data_info, paths, points, seed, out, dev, labels=None) -> None:

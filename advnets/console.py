@@ -8,6 +8,7 @@ evaluation starts, and for each evaluation's numbers.
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Any
 
@@ -130,9 +131,8 @@ def summary_table(trainer: AdversarialTrainer, display: ProgressDisplay, run_dir
     table.add_row("steps", f"{trainer.step} ({trainer.epoch_progress:.2f} epochs)")
     table.add_row("time", f"{elapsed:.1f} s")
     if display.rates:
-        rates = sorted(display.rates)
-        over = f"median of {len(rates)} logging intervals" if len(rates) > 1 else "one logging interval"
-        table.add_row("samples/s", f"{rates[len(rates) // 2]:,.0f} ({over})")
+        over = f"median of {len(display.rates)} logging intervals" if len(display.rates) > 1 else "one logging interval"
+        table.add_row("samples/s", f"{statistics.median(display.rates):,.0f} ({over})")
     if trainer.device.type == "cuda":  # on, with how many steps were replays; or off, and why
         table.add_row("CUDA graphs", trainer.graph_report)
     train = display.last_train

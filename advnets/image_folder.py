@@ -30,7 +30,9 @@ DATA_DIR_VAR = "ADVNETS_DATA_DIR"
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES and p.is_file())
+    """The images of a folder; hidden files are left out, as hidden folders are (macOS's ``._x.png``
+    are not images)."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES and not p.name.startswith(".") and p.is_file())
 
 
 def scan(root: Path, labels: bool) -> tuple[list[Path], list[int] | None, list[str]]:

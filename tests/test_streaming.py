@@ -103,6 +103,7 @@ def digit_folder(tmp_path_factory, mnist_dir) -> Path:
 
 
 def test_an_image_folder_reads_the_pixels_and_labels_it_was_written_with(digit_folder, mnist_dir):
+    (digit_folder / "3" / "._00007.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble: not an image")  # hidden: left out
     data = image_folder(str(digit_folder), workers=0)
     assert data.streamed and data.sample_shape == (1, 28, 28) and data.num_classes == 10 and len(data.train) == 700
     labels = gzip.open(mnist_dir / "train-labels-idx1-ubyte.gz").read()[8:708]
