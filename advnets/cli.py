@@ -797,22 +797,23 @@ def eval_(
         )
     for note in evaluation.notes:
         err_console.print(f"advnets: {note}", markup=False, highlight=False)
-    target = None if source is None else eval_file_for(source)
-    if target is not None:
-        save_evaluation(evaluation, target)
     if as_json:
         from .files import to_json
 
         print(to_json(evaluation.as_json(), indent=2))
-        return
-    table = Table(title=f"{evaluation.source}: " + ", ".join(f"{k} {v}" for k, v in evaluation.info.items()))
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in evaluation.results.items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    out_console.print(table)
+    else:
+        table = Table(title=f"{evaluation.source}: " + ", ".join(f"{k} {v}" for k, v in evaluation.info.items()))
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for key, value in evaluation.results.items():
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        out_console.print(table)
+    # written after it is shown: a run folder that cannot take eval.json (read-only) loses no numbers
+    target = None if source is None else eval_file_for(source)
     if target is not None:
-        err_console.print(f"wrote {target}")
+        save_evaluation(evaluation, target)
+        if not as_json:
+            err_console.print(f"wrote {target}")
 
 
 # --- plot --------------------------------------------------------------------------------

@@ -148,6 +148,12 @@ def test_a_nan_or_infinite_number_is_written_as_standard_json_null_and_read_back
     reported = strict(result.stdout[result.stdout.index("{"):])
     assert reported["results"]["nan"] is None and reported["results"]["fine"] == 1.5
     assert strict((out / "eval.json").read_text())["results"]["inf"] is None
+    # a run folder that cannot take eval.json: the numbers are shown first, then the one-line error
+    (out / "eval.json").unlink()
+    (out / "eval.json").mkdir()
+    unwritable = runner.invoke(app, ["eval", str(out), "--plugin", str(plugin), "--n", "100"])
+    assert unwritable.exit_code == 2 and "fine" in unwritable.stdout and "1.5000" in unwritable.stdout
+    assert unwritable.stderr.strip().startswith(f"error: {out / 'eval.json'}: cannot write")
     import shutil
 
     shutil.copytree(out, tmp_path / "copy")
