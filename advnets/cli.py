@@ -348,6 +348,36 @@ def _resolve(registry: Any, preset: str, overrides: list, draw_seed: bool = True
     return resolve(registry, preset=preset, overrides=overrides, draw_seed=draw_seed)
 
 
+def _rerun_notes(path: Path, world_size: int, batch_size: int) -> list[str]:
+    """What a rerun of a run's config.json cannot repeat: changes made when it was resumed, another world size."""
+    from .config import load_config_file
+
+    try:
+        recorded = load_config_file(path)
+    except AdvnetsError:
+        return []
+    notes = []
+    length = ("trainer.steps", "trainer.epochs")  # how far a run goes: the rerun's own
+    changes = [
+        (c.get("step"), [k for k in c["set"] if k not in length])
+        for c in recorded.get("changes") or [] if isinstance(c, dict) and isinstance(c.get("set"), dict)
+    ]
+    changes = [(step, keys) for step, keys in changes if keys]
+    if changes:
+        said = "; ".join(f"at step {step}: {', '.join(keys)}" for step, keys in changes)
+        notes.append(
+            f"{path} records {len(changes)} change(s) made when its run was resumed ({said}): this run trains "
+            "with the last values from step 0, not the run's history"
+        )
+    before = (recorded.get("distributed") or {}).get("world_size") if isinstance(recorded.get("distributed"), dict) else None
+    if isinstance(before, int) and before != world_size:
+        notes.append(
+            f"{path}'s run trained with {before} processes (a global batch of {before} x batch_size); this run has "
+            f"{world_size} (a global batch of {world_size * batch_size}): add --nproc {before} for the same"
+        )
+    return notes
+
+
 def _run(preset, set_, options, out, resume, plugin, check_world_size: int | None = None) -> None:
     """Start or resume the run; with ``check_world_size``, only check it for a job of that many processes."""
     from . import distributed
@@ -391,6 +421,9 @@ def _run(preset, set_, options, out, resume, plugin, check_world_size: int | Non
         if check_world_size is not None:
             check_start(registry, config, out, check_world_size)
             return
+        if source is not None:
+            for note in _rerun_notes(source, distributed.world_size(), config["trainer"]["batch_size"]):
+                say(f"advnets: note: {note}", markup=False, highlight=False)
         session = start_run(registry, config, out, extra_callbacks=[display])
     trainer = session.trainer
     processes = f" x {trainer.world_size} processes" if trainer.world_size > 1 else ""

@@ -220,3 +220,26 @@ def test_the_python_api_records_plugin_files_and_finds_them_again(tmp_path, monk
     resumed = advnets.resume(tmp_path / "given", steps=40)  # builds soft-hinge: found from the record
     assert resumed.trainer.step == 40 and resumed.config["plugin_files"] == record
     assert "w1" in advnets.evaluate(tmp_path / "env", metrics=["gaussian-w1"], n=200)
+
+
+def test_a_rerun_of_a_config_json_says_what_it_cannot_repeat(tmp_path):
+    """Changes made on resume apply from step 0 in a rerun, and the world size is the rerun's own: said, not silent."""
+    from advnets.cli import _rerun_notes
+
+    path = tmp_path / "config.json"
+    config = {
+        "preset": "toy-gaussian",
+        "changes": [{"step": 50, "set": {"g_optimizer.lr": 5e-5, "trainer.steps": 80}, "was": {"g_optimizer.lr": 1e-4, "trainer.steps": 50}},
+                    {"step": 80, "set": {"trainer.epochs": 9}, "was": {"trainer.epochs": 5}}],
+        "distributed": {"world_size": 2},
+    }
+    path.write_text(json.dumps(config))
+    assert _rerun_notes(path, 1, 128) == [
+        f"{path} records 1 change(s) made when its run was resumed (at step 50: g_optimizer.lr): this run trains "
+        "with the last values from step 0, not the run's history",
+        f"{path}'s run trained with 2 processes (a global batch of 2 x batch_size); this run has 1 (a global batch of 128): "
+        "add --nproc 2 for the same",
+    ]
+    assert _rerun_notes(path, 2, 128)[1:] == []
+    path.write_text(json.dumps({"preset": "toy-gaussian", "changes": [config["changes"][1]], "distributed": {"world_size": 1}}))
+    assert _rerun_notes(path, 1, 128) == []  # a run only extended: nothing a rerun misses
