@@ -457,8 +457,10 @@ def _run(preset, set_, options, out, resume, plugin, check_world_size: int | Non
             raise typer.Exit(1) from None
         except (Exception, SystemExit) as exc:
             # a callback's hook or a metric failed between steps (in the closing evaluation, say):
-            # the state is whole, so the steps trained since the last checkpoint are kept
-            if not (trainer.between_steps and trainer.step > 0):
+            # the state is whole, so the steps trained since the last checkpoint are kept. Under
+            # torchrun the other ranks are not stopped here (they wait in their next all-reduce):
+            # the error propagates, and torchrun ends them, as before.
+            if not (trainer.between_steps and trainer.step > 0 and trainer.world_size == 1):
                 raise
             display.on_fit_end(trainer)
             if main:
