@@ -93,7 +93,11 @@ CORE: dict[str, Any] = {
         ),
         "nan_guard": Setting(True, bool, "skip updates whose loss or gradients are not finite"),
         "max_bad_steps": Setting(10, int, "stop after this many steps in a row had a skipped update"),
-        "lr_schedule": Setting("constant", str, "constant, or linear / cosine decay of both learning rates to 0 at the last step"),
+        "lr_schedule": Setting(
+            "constant", str,
+            "constant, or linear / cosine decay of both learning rates to 0 at the fit's last step (a resume that "
+            "extends the run stretches the decay to its new last step; lr_scheduler with decay_steps does not move)",
+        ),
         "precision": Setting("32", str, "32, bf16 (autocast; CPU and CUDA) or 16 (float16 + gradient scaling; CUDA)"),
         "cuda_graphs": Setting(
             "auto", str, "auto: on CUDA, replay steps captured in CUDA graphs where they can be (docs/performance.md); "
