@@ -51,6 +51,11 @@ def _plugins(files: PluginFiles = (), source: str | os.PathLike[str] | None = No
     return plugins
 
 
+def _dotted(settings: Mapping[str, Any] | None) -> list[tuple[tuple[str, ...], Any]]:
+    """``{"trainer.k": 2}`` as the overrides ``--set trainer.k=2`` gives."""
+    return [(tuple(key.split(".")), value) for key, value in (settings or {}).items()]
+
+
 def build(kind: str, name: str, **settings: Any) -> Any:
     """Build a component by name: ``build("loss", "hinge")`` (with the environment's plugins)."""
     return registry().build(kind, name, **settings)
@@ -63,8 +68,7 @@ def components(kind: str | None = None, plugin: str | None = None, pattern: str 
 
 def configure(preset: str, settings: Mapping[str, Any] | None = None, *, plugins: PluginFiles = ()) -> dict[str, Any]:
     """A preset's resolved configuration with ``settings`` applied: ``{"trainer.k": 2, "loss": "hinge"}``."""
-    overrides = [(tuple(key.split(".")), value) for key, value in (settings or {}).items()]
-    return resolve(registry(plugins), preset=preset, overrides=overrides)
+    return resolve(registry(plugins), preset=preset, overrides=_dotted(settings))
 
 
 def train(
@@ -85,8 +89,7 @@ def train(
     ADVNETS_PLUGINS, so that ``resume``, ``load_generator`` and the command line find them again.
     """
     loaded = _plugins(plugins)
-    overrides = [(tuple(key.split(".")), value) for key, value in (settings or {}).items()]
-    config = resolve(loaded.registry, preset=preset, overrides=overrides)
+    config = resolve(loaded.registry, preset=preset, overrides=_dotted(settings))
     config[FIELD] = file_records(loaded)
     run = start_run(loaded.registry, config, out, extra_callbacks=list(callbacks))
     if fit:
@@ -108,9 +111,10 @@ def resume(
     they were: learning rates, eval, loggers, checkpoints (``advnets.runs.RESUMABLE``). The
     plugin files the run records load again; ``plugins`` names a moved or edited one.
     """
-    overrides = [(tuple(key.split(".")), value) for key, value in (settings or {}).items()]
     loaded = _plugins(plugins, run_dir)
-    run = resume_run(loaded.registry, run_dir, steps=steps, epochs=epochs, overrides=overrides, plugin_files=file_records(loaded))
+    run = resume_run(
+        loaded.registry, run_dir, steps=steps, epochs=epochs, overrides=_dotted(settings), plugin_files=file_records(loaded)
+    )
     run.fit()
     return run
 

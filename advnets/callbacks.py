@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from .checkpoint import BEST_NAME, checkpoint_name, prune_step_checkpoints, run_id_of, save_checkpoint
-from .data import to_unit
+from .data import is_finite_number, to_unit
 from .metrics import Metric, declared_all, score
 from .files import check_file_slot, check_folder_slot, write_rendered
 from .errors import AdvnetsError, ConfigError, WriteError, writing
@@ -257,7 +257,7 @@ class Evaluate(Callback):
 
     def check_state(self, state: dict[str, Any]) -> None:
         value = state.get("best_value")
-        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)):
+        if value is not None and not is_finite_number(value):
             raise ValueError(f"best_value must be a finite number or null, found {value!r}")
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -78,7 +78,7 @@ class _UserErrorsExit2(_Group):
         except typer.Abort:
             code = 130
         except SystemExit as exc:  # ours never raise it (typer.Exit, os._exit); typer's completion does
-            if _raised_by_typer(exc):
+            if _raised_by_our_libraries(exc):
                 raise
             _error_line(_plugin_exit_line(exc))  # plugin code called sys.exit
             code = 1
@@ -89,7 +89,7 @@ class _UserErrorsExit2(_Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-def _raised_by_typer(exc: BaseException) -> bool:
+def _raised_by_our_libraries(exc: BaseException) -> bool:
     """True for the exits of the command line's own libraries: typer's completion, rich's closed pipe."""
     import rich
 
@@ -369,7 +369,8 @@ def _rerun_notes(path: Path, world_size: int, batch_size: int) -> list[str]:
             f"{path} records {len(changes)} change(s) made when its run was resumed ({said}): this run trains "
             "with the last values from step 0, not the run's history"
         )
-    before = (recorded.get("distributed") or {}).get("world_size") if isinstance(recorded.get("distributed"), dict) else None
+    ran = recorded.get("distributed")
+    before = ran.get("world_size") if isinstance(ran, dict) else None
     if isinstance(before, int) and before != world_size:
         notes.append(
             f"{path}'s run trained with {before} processes (a global batch of {before} x batch_size); this run has "
@@ -733,22 +734,22 @@ def sample(
         check_sample_out(out, data_info, n)
     # A conditional G: --interpolate keeps one class along each path of nrow points (row r: class r mod the count).
     labels = _sample_labels(generator, label, n * nrow if interpolate else n, nrow)
-    which = "moving average of G" if loaded.averaged else "G"
+    which = "the moving average of G" if loaded.averaged else "G"
     if interpolate:
         _sample_interpolation(generator, loaded.noise, data_info, n, nrow, seed, out, dev, labels)
         classes = "" if labels is None else ", one class each"
-        err_console.print(f"{n} paths of {nrow} points in z{classes} through the {which} in {loaded.path} -> {out}")
+        err_console.print(f"{n} paths of {nrow} points in z{classes} through {which} in {loaded.path} -> {out}")
     elif nearest:
         folder = None if data_dir is None else str(data_dir)
         searched = _sample_nearest(registry, loaded, generator, data_info, n, nrow, seed, out, folder, dev, labels)
-        err_console.print(f"{n} samples of {'the ' if loaded.averaged else ''}{which} in {loaded.path}, each beside its nearest of {searched} training images -> {out}")
+        err_console.print(f"{n} samples of {which} in {loaded.path}, each beside its nearest of {searched} training images -> {out}")
     else:
         from .samples import write_samples
         from .trainer import generate
 
         samples = generate(generator, n, noise=loaded.noise, seed=seed, device=dev, labels=labels)
         write_samples(samples, data_info, out, nrow=nrow)
-        err_console.print(f"{n} samples of {'the ' if loaded.averaged else ''}{which} in {loaded.path} -> {out}")
+        err_console.print(f"{n} samples of {which} in {loaded.path} -> {out}")
 
 
 def _sample_interpolation(generator, noise, data_info, paths, points, seed, out, dev, labels=None) -> None:

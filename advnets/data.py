@@ -73,7 +73,7 @@ class Data:
             value = getattr(self, key)
             if value is None:
                 continue
-            if not (isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_number(v) for v in value)):
+            if not (isinstance(value, (tuple, list)) and len(value) == 2 and all(is_finite_number(v) for v in value)):
                 raise ConfigError(f"dataset {self.name!r}: {key} must be two finite numbers (low, high), got {value!r}")
             if value[0] == value[1]:
                 raise ConfigError(f"dataset {self.name!r}: {key}'s two ends are the same ({value[0]}): no range to map")
@@ -190,5 +190,6 @@ def to_unit(x: Tensor, model_range: tuple[float, float] | list[float] | None) ->
     return ((x - lo) / (hi - lo)).clamp_(0, 1)
 
 
-def _is_number(value: Any) -> bool:
+def is_finite_number(value: Any) -> bool:
+    """A finite int or float (not a bool): what a checked setting, range or saved number must be."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -62,6 +62,14 @@ def load(path: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), name)
 
 
+def setting_default(default: Any, annotation: Any) -> Any:
+    """A parameter's default as its setting's default: an int of a parameter annotated plainly
+    ``float`` (``scale: float = 1``; ``"float"`` under ``from __future__ import annotations``, or as
+    read from source) is a float, so that the setting takes fractions (its type is its default's)."""
+    plain_float = annotation is float or (isinstance(annotation, str) and annotation.strip() == "float")
+    return float(default) if type(default) is int and plain_float else default
+
+
 class FactorySource:
     """The definition of ``module:Name`` in the module's source: its summary and keyword defaults."""
 
@@ -125,11 +133,9 @@ class FactorySource:
             if node is _MISSING:
                 raise needs_default(self.where, arg.arg)
             try:
-                value = ast.literal_eval(node)
-                # an int default annotated float is a float setting, as registry.defaults_of reads it
-                plain_float = isinstance(arg.annotation, ast.Name) and arg.annotation.id == "float"
-                plain_float |= isinstance(arg.annotation, ast.Constant) and str(arg.annotation.value).strip() == "float"
-                result[arg.arg] = float(value) if type(value) is int and plain_float else value
+                annotation = arg.annotation  # its source: a name (float) or a string ("float")
+                annotation = annotation.id if isinstance(annotation, ast.Name) else getattr(annotation, "value", None)
+                result[arg.arg] = setting_default(ast.literal_eval(node), annotation)
             except ValueError:
                 raise self._unreadable(
                     f"the default of {arg.arg!r} is not a literal: {ast.unparse(node)}"

@@ -123,10 +123,6 @@ def score(
     return results, seconds
 
 
-RECORD_KEYS = NOT_METRICS
-"""Keys of an evaluation record that a metric's numbers cannot take."""
-
-
 def numbers_of(name: str, reported: Any) -> dict[str, float | int]:
     """A metric's report, checked: names (not a record's own keys) to plain numbers.
 
@@ -140,7 +136,7 @@ def numbers_of(name: str, reported: Any) -> dict[str, float | int]:
     for key, value in reported.items():
         if not isinstance(key, str):
             raise PluginError(f"metric {name!r} reported a number under {key!r}: names must be strings")
-        if key in RECORD_KEYS:
+        if key in NOT_METRICS:  # an evaluation record's own keys
             raise PluginError(f"metric {name!r} reported {key!r}, a key of the evaluation record itself: name it otherwise")
         if isinstance(value, Tensor) and value.numel() == 1 and not value.dtype.is_complex and value.dtype != torch.bool:
             value = value.item()

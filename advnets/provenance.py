@@ -82,19 +82,19 @@ def files_to_load(recorded: list[dict[str, str]], given: Iterable[Path], where: 
     that no given file stands in for.
     """
     given = [Path(p) for p in given]
+    digest_of = {path: file_digest(path) for path in given if path.is_file()}  # each given file hashed once
     given_digests: dict[str, Path] = {}
-    for path in given:
-        if path.is_file():
-            given_digests.setdefault(file_digest(path), path)
+    for path, found in digest_of.items():
+        given_digests.setdefault(found, path)
     # given files that stand for no record by path or content: a moved file that was also edited, perhaps
-    unrecorded = [p for p, d in ((p, next((d for d, q in given_digests.items() if q == p), None)) for p in given)
-                  if p not in {Path(e["path"]) for e in recorded} and d not in {e["sha256"] for e in recorded}]
+    recorded_paths, recorded_digests = {Path(e["path"]) for e in recorded}, {e["sha256"] for e in recorded}
+    unrecorded = [p for p in given if p not in recorded_paths and digest_of.get(p) not in recorded_digests]
     extra: list[Path] = []
     notes: list[str] = []
     for entry in recorded:
         path, digest = Path(entry["path"]), entry["sha256"]
         if path in given:
-            if path.is_file() and file_digest(path) != digest:
+            if path in digest_of and digest_of[path] != digest:
                 notes.append(f"plugin file {path} changed since {where} recorded it; loading it as it is now (--plugin names it)")
             continue
         if digest in given_digests:

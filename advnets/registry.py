@@ -49,17 +49,9 @@ def _check_setting_names(settings: Iterable[str], where: str) -> None:
             )
 
 
-def _is_float(annotation: Any) -> bool:
-    """Whether a parameter is annotated plainly ``float`` (or ``"float"``, under ``from __future__ import annotations``)."""
-    return annotation is float or (isinstance(annotation, str) and annotation.strip() == "float")
-
-
 def _signature_defaults(factory: Callable[..., Any], where: str) -> dict[str, Any]:
-    """Read a factory's keyword defaults; every parameter must have one.
-
-    An int default of a parameter annotated ``float`` (``scale: float = 1``) is read as a float,
-    so that the setting takes fractions (its type comes from its default).
-    """
+    """Read a factory's keyword defaults; every parameter must have one (an int default annotated
+    ``float`` is read as a float: :func:`factories.setting_default`)."""
     try:
         parameters = inspect.signature(factory).parameters.values()
     except (TypeError, ValueError):  # some builtins have no signature
@@ -70,7 +62,7 @@ def _signature_defaults(factory: Callable[..., Any], where: str) -> dict[str, An
             continue
         if p.default is p.empty:
             raise factories.needs_default(where, p.name)
-        defaults[p.name] = float(p.default) if type(p.default) is int and _is_float(p.annotation) else p.default
+        defaults[p.name] = factories.setting_default(p.default, p.annotation)
     return defaults
 
 

@@ -15,13 +15,13 @@ changed.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
+from .data import is_finite_number
 from .errors import CheckpointError, first_line
 from .players import Player
 from .sources import TensorSource
@@ -97,7 +97,7 @@ def _check_lr_schedulers(saved: Any, trainer: AdversarialTrainer) -> None:
             rates = value.get(key)
             if rates is None and key == "_last_lr":
                 continue
-            if not (isinstance(rates, list) and len(rates) == groups and all(_is_number(r) and r >= 0 for r in rates)):
+            if not (isinstance(rates, list) and len(rates) == groups and all(is_finite_number(r) and r >= 0 for r in rates)):
                 raise CheckpointError(f"{where}.{key} must be {groups} finite learning rate(s) >= 0, found {rates!r}")
 
 
@@ -125,7 +125,7 @@ def check_scalers(saved: Any) -> None:
             if whole:
                 ok, kind = _is_int(got) and low <= got < END, f"a whole number >= {low}"
             else:
-                ok = _is_number(got) and got > low and (high is None or got < high)
+                ok = is_finite_number(got) and got > low and (high is None or got < high)
                 kind = f"a finite number above {low:g}" + ("" if high is None else f" and below {high:g}")
             if not ok:
                 raise CheckpointError(f"{where}.{key} must be {kind}, found {got!r}")
@@ -279,18 +279,16 @@ def _check_hyperparameters(group: Mapping[str, Any], live: Mapping[str, Any], wh
         got = group[name]
         if isinstance(want, bool):
             ok = got is None or isinstance(got, bool)  # None: torch's default, as on a device without the fused kernel
-        elif _is_number(want):
-            ok = _is_number(got)
-        elif isinstance(want, (list, tuple)) and all(_is_number(w) for w in want):
-            ok = isinstance(got, (list, tuple)) and len(got) == len(want) and all(_is_number(g) for g in got)
+        elif is_finite_number(want):
+            ok = is_finite_number(got)
+        elif isinstance(want, (list, tuple)) and all(is_finite_number(w) for w in want):
+            ok = isinstance(got, (list, tuple)) and len(got) == len(want) and all(is_finite_number(g) for g in got)
         else:
             continue
         if not ok:
             raise CheckpointError(f"{where}.{name} is {got!r}; the optimiser needs {_describe(want)}")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _describe(value: Any) -> str:
@@ -308,7 +306,7 @@ def _check_moments(entry: Mapping[str, Any], param: Tensor, where: str, param_na
                 raise CheckpointError(f"{where}.{name} is {_kind(value)}, not a tensor")
             if value.shape != param.shape:
                 raise CheckpointError(f"{where}.{name} has shape {_shape(value)}; its parameter {param_name} has {_shape(param)}")
-        elif name == "step" and not (_is_number(value) or (isinstance(value, Tensor) and value.numel() == 1)):
+        elif name == "step" and not (is_finite_number(value) or (isinstance(value, Tensor) and value.numel() == 1)):
             raise CheckpointError(f"{where}.step must be one number, found {_kind(value)}")
 
 

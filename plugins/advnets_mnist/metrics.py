@@ -143,6 +143,8 @@ def _reference_moments(data: Data) -> tuple[Tensor, Tensor]:
             pass
     features, _ = classify(_unit_images(data.decode(test), data))
     mean, cov = features.mean(0), torch.cov(features.T)
+    # Written and renamed here, not with advnets.files.write_atomic: that one raises WriteError (a
+    # cache must never fail a command) and counts as a checkpoint write for the tests' failpoints.
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
